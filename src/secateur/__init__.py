@@ -1,0 +1,48 @@
+"""secateur: prune Hugging Face causal language models.
+
+The public API is loaded lazily so that `import secateur` (and `secateur --help`) stays fast:
+torch and transformers are imported only when a function that needs them is first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# name -> module that defines it; resolved on first attribute access (PEP 562).
+_LAZY = {
+    "prune": "secateur.api",
+    "evaluate": "secateur.api",
+    "load_model": "secateur.api",
+    "calibration_windows": "secateur.api",
+    "run_prune": "secateur.api",
+    "save_pruned": "secateur.api",
+    "PruneConfig": "secateur.config",
+    "CalibrationConfig": "secateur.config",
+    "EvalConfig": "secateur.config",
+    "PruneRecipe": "secateur.config",
+    "SecateurError": "secateur.errors",
+}
+
+__all__ = ["__version__", *sorted(_LAZY)]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from secateur.api import (  # noqa: F401
+        calibration_windows,
+        evaluate,
+        load_model,
+        prune,
+        run_prune,
+        save_pruned,
+    )
+    from secateur.config import CalibrationConfig, EvalConfig, PruneConfig, PruneRecipe  # noqa: F401
+    from secateur.errors import SecateurError  # noqa: F401
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'secateur' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,3 @@
+from secateur.cli.main import main
+
+raise SystemExit(main())

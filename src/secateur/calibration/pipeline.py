@@ -1,0 +1,116 @@
+"""The layer pipeline: one decoder layer at a time on the compute device.
+
+The model stays where it was loaded. For each layer: move it to the compute device, let a visitor
+observe and change it (collect statistics, prune), push the calibration activations through the
+changed layer so its outputs become the next layer's inputs, and move it back. Memory beyond the
+model: one layer, the activation buffer (nsamples x seqlen x hidden) and one batch's temporaries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from secateur.calibration.capture import LayerInputs
+from secateur.devices import module_device
+from secateur.models.adapter import ModelAdapter
+from secateur.progress import progress
+
+
+class _StopLayer(Exception):
+    """Raised by a pre-hook to end a statistics pass once the last observed module has its input."""
+
+
+def _first(output: Any) -> torch.Tensor:
+    # transformers 5 decoder layers return a tensor, 4.x a tuple whose first item is the tensor.
+    return output[0] if isinstance(output, (tuple, list)) else output
+
+
+@dataclass
+class LayerContext:
+    """What a visitor sees of the layer being processed."""
+
+    index: int
+    name: str
+    layer: nn.Module
+    linears: dict[str, nn.Linear]
+    inputs: LayerInputs | None
+    device: torch.device
+
+    @torch.no_grad()
+    def observe(self, stop_after: nn.Module | None = None) -> None:
+        """Run every calibration batch through the layer for hooks to see; outputs are discarded.
+
+        `stop_after`: once this module has received its input the batch ends, so work after it
+        (the down projection, for input statistics) is skipped.
+        """
+        if self.inputs is None:
+            raise RuntimeError("this pipeline runs without calibration data")
+        handle = None
+        if stop_after is not None:
+
+            def stop(module: nn.Module, args: tuple) -> None:
+                raise _StopLayer
+
+            handle = stop_after.register_forward_pre_hook(stop)
+        try:
+            for batch in self.inputs.batches():
+                args, kwargs = self.inputs.arguments(batch)
+                with contextlib.suppress(_StopLayer):
+                    self.layer(self.inputs.hidden[batch].to(self.device), *args, **kwargs)
+        finally:
+            if handle is not None:
+                handle.remove()
+
+    @torch.no_grad()
+    def propagate(self) -> None:
+        """Replace the stored inputs by this layer's outputs (with its current weights)."""
+        assert self.inputs is not None
+        hidden = self.inputs.hidden
+        for batch in self.inputs.batches():
+            args, kwargs = self.inputs.arguments(batch)
+            out = _first(self.layer(hidden[batch].to(self.device), *args, **kwargs))
+            hidden[batch] = out.to(hidden.device)
+
+
+Visitor = Callable[[LayerContext], None]
+
+
+def run_layers(
+    adapter: ModelAdapter,
+    visit: Visitor,
+    *,
+    inputs: LayerInputs | None,
+    device: torch.device,
+    show_progress: bool = True,
+    desc: str = "layers",
+    propagate_last: bool = True,
+) -> None:
+    """Visit every decoder layer in order; with `inputs`, also propagate activations through it.
+
+    `propagate_last=False` skips computing the last layer's outputs when nothing will read them.
+    """
+    layers = adapter.decoder_layers()
+    for index in progress(range(len(layers)), desc, show_progress):
+        layer = layers[index]
+        home = module_device(layer)
+        layer.to(device)
+        try:
+            context = LayerContext(
+                index=index,
+                name=adapter.layer_name(index),
+                layer=layer,
+                linears=adapter.linears(layer),
+                inputs=inputs,
+                device=device,
+            )
+            visit(context)
+            if inputs is not None and (propagate_last or index < len(layers) - 1):
+                context.propagate()
+        finally:
+            layer.to(home)

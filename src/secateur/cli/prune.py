@@ -1,0 +1,94 @@
+"""`secateur prune`: build a PruneRecipe from flags (and an optional recipe file), run it, report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from secateur.cli.options import add_config_arguments, collect
+from secateur.config import (
+    CalibrationConfig,
+    EvalConfig,
+    PruneConfig,
+    PruneRecipe,
+    from_dict,
+    load_recipe,
+    to_dict,
+)
+
+SECTIONS = (("calibration", CalibrationConfig), ("prune", PruneConfig), ("evaluation", EvalConfig))
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "prune",
+        help="prune a model with masks (magnitude, wanda; unstructured or N:M)",
+        description="Prune every Linear of the decoder layers to a target sparsity, layer by layer.",
+    )
+    parser.add_argument(
+        "--recipe", metavar="FILE", help="recipe (YAML/JSON) or a run's secateur.json; flags override it"
+    )
+    add_config_arguments(parser, PruneRecipe, "recipe")
+    for name, cls in SECTIONS:
+        add_config_arguments(parser.add_argument_group(name), cls, name)
+    output = parser.add_argument_group("reports")
+    output.add_argument(
+        "--save_log", "--save-log", "--log", dest="log", metavar="FILE", help="also write the summary to FILE"
+    )
+    output.add_argument("--json", metavar="FILE", help="write the run's manifest (secateur.json) to FILE too")
+    output.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(run=run)
+
+
+def build_recipe(args: argparse.Namespace, note=print) -> PruneRecipe:
+    data = to_dict(load_recipe(args.recipe)) if args.recipe else {}
+    data.update(collect(args, "recipe"))
+    for name, _ in SECTIONS:
+        data[name] = {**data.get(name, {}), **collect(args, name)}
+    message = None if args.recipe else _apply_demo_sizes(data)
+    recipe = from_dict(PruneRecipe, data)
+    if message:  # only once the recipe is valid, so a bad flag gets exactly one line
+        note(message)
+    return recipe
+
+
+def _apply_demo_sizes(data: dict) -> str | None:
+    """Embedded models get demo-sized calibration unless the user chose sizes; returns the notice."""
+    from secateur.models.embedded import embedded_model
+
+    model = embedded_model(str(data.get("model", PruneRecipe.model)))
+    if model is None:
+        return None
+    calibration, evaluation = data["calibration"], data["evaluation"]
+    chosen = []
+    for key, value in (("nsamples", model.demo.nsamples), ("seqlen", model.demo.seqlen)):
+        if key not in calibration:
+            calibration[key] = value
+            chosen.append(f"--{key} {value}")
+    if model.demo.eval_windows and "max_windows" not in evaluation:
+        evaluation["max_windows"] = model.demo.eval_windows
+        chosen.append(f"--eval-windows {model.demo.eval_windows}")
+    if not chosen:
+        return None
+    return (
+        f"note: demo-sized defaults for the embedded model {model.name}: {' '.join(chosen)} "
+        f"(the papers use --nsamples 128 --seqlen 2048; pass them to change)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from secateur.api import run_prune
+    from secateur.cli.report import prune_summary
+
+    recipe = build_recipe(args, note=lambda m: print(m, file=sys.stderr))
+    result = run_prune(recipe, show_progress=not args.quiet, argv=sys.argv)
+    summary = prune_summary(result)
+    print(summary)
+    if args.log:
+        with open(args.log, "w") as handle:
+            handle.write(summary + "\n")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(result.manifest, handle, indent=2, default=str)
+    return 0

@@ -1,0 +1,55 @@
+"""What `secateur prune` prints at the end."""
+
+from __future__ import annotations
+
+from secateur.evaluation.summary import change, format_table, percent
+
+
+def prune_summary(run) -> str:
+    recipe, report = run.recipe, run.report
+    cal = recipe.calibration
+    lines = [
+        f"secateur prune: {recipe.model} | {report.method} | {report.pattern} | "
+        f"target sparsity {percent(report.target_sparsity)}",
+        f"calibration: {cal.dataset}, {cal.nsamples} x {cal.seqlen} tokens, seed {cal.seed}"
+        + (
+            f" | skipped layers: {','.join(map(str, report.skipped_layers))}" if report.skipped_layers else ""
+        ),
+        "",
+        format_table(
+            ["layer", "target", "actual", "zeros", "weights"],
+            [
+                [
+                    row["layer"],
+                    percent(row["target"]),
+                    percent(row["actual"]),
+                    f"{row['zeros']:,}",
+                    f"{row['numel']:,}",
+                ]
+                for row in report.sparsity.per_layer()
+            ],
+        ),
+        "",
+    ]
+    rows = [["sparsity (targeted Linears)", percent(report.sparsity.actual)], ["verified", "yes"]]
+    rows.append(["prune time", f"{report.timings['prune_s']:.1f}s"])
+    if run.dense is not None:
+        rows.append(
+            [
+                f"perplexity dense ({run.dense.dataset}, {run.dense.windows} x {run.dense.seqlen})",
+                f"{run.dense.perplexity:.3f}",
+            ]
+        )
+    if run.pruned is not None:
+        rows.append(
+            [
+                f"perplexity pruned ({run.pruned.dataset}, {run.pruned.windows} x {run.pruned.seqlen})",
+                f"{run.pruned.perplexity:.3f}",
+            ]
+        )
+    if run.dense is not None and run.pruned is not None:
+        rows.append(["perplexity change", change(run.dense.perplexity, run.pruned.perplexity)])
+    if run.out is not None:
+        rows.append(["saved to", str(run.out)])
+    lines.append(format_table(["summary", "value"], rows))
+    return "\n".join(lines)

@@ -1,0 +1,200 @@
+"""Recipes as frozen dataclasses.
+
+Every field carries its help text (and CLI spelling) in its metadata, so the same definition is the
+Python API, the CLI flags (see `secateur.cli.options`), and the `secateur.json` manifest that can
+replay a run. Values are checked when a config is built, so bad input fails before any work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from secateur.errors import SecateurError
+
+C = TypeVar("C")
+
+
+def option(default: Any, help: str, *aliases: str, flag: str | None = None, metavar: str | None = None):
+    """A dataclass field with the metadata the CLI builder reads.
+
+    `flag` overrides the derived `--field-name`; `aliases` are extra spellings users of older tools
+    type (`--sparsity_ratio`); the snake_case spelling of every multi-word flag is added for free.
+    """
+    metadata = {"help": help, "aliases": aliases, "flag": flag, "metavar": metavar}
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("use an immutable default")
+    return field(default=default, metadata=metadata)
+
+
+def parse_int_list(text: str | tuple[int, ...] | list[int]) -> tuple[int, ...]:
+    """'0,-1' -> (0, -1); also accepts a list (from JSON/YAML). Empty text -> ()."""
+    if isinstance(text, (tuple, list)):
+        return tuple(int(v) for v in text)
+    text = str(text).strip()
+    if not text:
+        return ()
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise SecateurError(f"expected comma-separated layer indices like '0,-1', got {text!r}") from None
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """Which tokens the pruning statistics are gathered on."""
+
+    dataset: str = option(
+        "lee",
+        "calibration text: an embedded corpus (lee, austen, mobydick), a hub dataset (wikitext2, c4, ptb), "
+        "or a local .txt/.jsonl file or folder",
+        "--calibration-dataset",
+    )
+    nsamples: int = option(128, "number of calibration windows (the Wanda/SparseGPT papers use 128)")
+    seqlen: int = option(2048, "tokens per calibration window (the papers use 2048)")
+    seed: int = option(0, "seed for drawing the calibration windows (same seed, same windows)")
+
+    def __post_init__(self) -> None:
+        if self.nsamples < 1:
+            raise SecateurError(f"--nsamples must be at least 1, got {self.nsamples}")
+        if self.seqlen < 2:
+            raise SecateurError(f"--seqlen must be at least 2 tokens, got {self.seqlen}")
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """What to prune and how."""
+
+    method: str = option("wanda", "importance score: wanda (|W|·‖X‖) or magnitude (|W|)")
+    sparsity: float | None = option(
+        None,
+        "fraction of weights to remove in each targeted Linear, in [0, 1); "
+        "default 0.5, or 1-N/M for an N:M pattern",
+        "--sparsity_ratio",
+        "--sparsity-ratio",
+    )
+    pattern: str = option(
+        "unstructured",
+        "unstructured (ranked within each output row) or N:M such as 2:4 or 4:8",
+        "--sparsity_type",
+        "--sparsity-type",
+    )
+    skip_layers: tuple[int, ...] = option(
+        (), "decoder layers kept dense, comma-separated, negatives count from the end (e.g. 0,-1)"
+    )
+    device: str | None = option(None, "compute device for each layer (default: cuda when present, else cpu)")
+    batch_size: int = option(8, "calibration windows pushed through a layer at once")
+    offload_activations: bool = option(
+        False, "keep calibration activations in CPU RAM between layers (saves GPU memory)"
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "skip_layers", parse_int_list(self.skip_layers))
+        if self.sparsity is not None and not (0.0 <= self.sparsity < 1.0):  # NaN fails this too
+            raise SecateurError(f"--sparsity must be in [0, 1), got {self.sparsity}")
+        if self.batch_size < 1:
+            raise SecateurError(f"--batch-size must be at least 1, got {self.batch_size}")
+        # Resolve now so a malformed pattern or an N:M/sparsity clash fails before any work.
+        self.resolved_sparsity()
+
+    def resolved_sparsity(self) -> float:
+        from secateur.patterns.parse import parse_pattern
+
+        return parse_pattern(self.pattern).resolve_sparsity(self.sparsity)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How perplexity is measured."""
+
+    dataset: str | None = option(
+        None,
+        "text to measure perplexity on (default: the calibration dataset's test split)",
+        flag="--eval-dataset",
+    )
+    seqlen: int | None = option(
+        None, "tokens per evaluation window (default: --seqlen)", flag="--eval-seqlen"
+    )
+    batch_size: int = option(4, "evaluation windows per forward pass", flag="--eval-batch-size")
+    max_windows: int | None = option(
+        None, "evaluate at most this many windows (default: the whole test split)", flag="--eval-windows"
+    )
+    dense: bool = option(True, "also measure the dense model before pruning", flag="--eval-dense")
+    enabled: bool = option(True, "measure perplexity at all (--no-eval skips it)", flag="--eval")
+
+    def __post_init__(self) -> None:
+        if self.seqlen is not None and self.seqlen < 2:
+            raise SecateurError(f"--eval-seqlen must be at least 2 tokens, got {self.seqlen}")
+        if self.batch_size < 1:
+            raise SecateurError(f"--eval-batch-size must be at least 1, got {self.batch_size}")
+        if self.max_windows is not None and self.max_windows < 1:
+            raise SecateurError(f"--eval-windows must be at least 1, got {self.max_windows}")
+
+
+@dataclass(frozen=True)
+class PruneRecipe:
+    """Everything `secateur prune` does, as data: the manifest of a run is a valid recipe."""
+
+    model: str = option(
+        "smollm2-135m", "embedded model name (see `secateur models`), local Hugging Face folder, or hub id"
+    )
+    dtype: str = option("auto", "float32, float16, bfloat16, or auto (fp32 on CPU, the checkpoint's on GPU)")
+    out: str | None = option(None, "output folder for the pruned checkpoint", "--save_model", "--save-model")
+    overwrite: bool = option(False, "replace an existing --out folder")
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    prune: PruneConfig = field(default_factory=PruneConfig)
+    evaluation: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise SecateurError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+
+
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """Plain JSON-ready dict (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def from_dict(cls: type[C], data: dict[str, Any]) -> C:
+    """Build `cls` from a dict, recursing into nested config dataclasses; unknown keys are errors."""
+    if not isinstance(data, dict):
+        raise SecateurError(f"expected a mapping for {cls.__name__}, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise SecateurError(
+            f"unknown field {unknown[0]!r} in {cls.__name__}; known fields: {', '.join(fields)}"
+        )
+    values = {}
+    for name, value in data.items():
+        target = fields[name].default_factory  # nested configs are the fields with a factory
+        if dataclasses.is_dataclass(target) and isinstance(target, type):
+            value = from_dict(target, value)
+        values[name] = value
+    try:
+        return cls(**values)
+    except TypeError as exc:  # wrong value types surface here
+        raise SecateurError(f"bad value in {cls.__name__}: {exc}") from None
+
+
+def load_recipe(path: str | Path) -> PruneRecipe:
+    """Read a recipe (or a run's secateur.json, whose "recipe" key holds one) from YAML or JSON."""
+    path = Path(path)
+    if not path.is_file():
+        raise SecateurError(f"recipe file {path} does not exist")
+    text = path.read_text()
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(text)
+    else:
+        data = json.loads(text)
+    if isinstance(data, dict) and "recipe" in data:
+        data = data["recipe"]
+    return from_dict(PruneRecipe, data)

@@ -1,0 +1,47 @@
+"""Text sources: anything secateur can calibrate or evaluate on.
+
+A source yields documents for a "train" split (calibration) and a "test" split (perplexity),
+plus the string that joins documents into one stream. Names resolve in this order: an existing
+local path, an embedded corpus, a hub dataset.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Protocol
+
+from secateur.errors import SecateurError
+from secateur.registry import REGISTRY
+
+Split = Literal["train", "test"]
+
+
+class TextSource(Protocol):
+    name: str
+    joiner: str
+
+    def documents(self, split: Split) -> list[str]: ...
+
+
+def split_documents(docs: list[str], split: Split, train_fraction: float = 0.75) -> list[str]:
+    """First `train_fraction` of the documents for calibration, the rest for evaluation."""
+    cut = round(len(docs) * train_fraction)
+    return docs[:cut] if split == "train" else docs[cut:]
+
+
+def resolve_source(name: str) -> TextSource:
+    """A local file/folder, an embedded corpus, or a hub dataset, by name."""
+    from secateur.data.local import LocalText
+
+    path = Path(name).expanduser()
+    if path.exists():
+        return LocalText(path)
+    source = REGISTRY.find("corpus", name.lower()) or REGISTRY.find("hub-dataset", name.lower())
+    if source is not None:
+        return source
+    if any(sep in name for sep in ("/", "\\")) or Path(name).suffix in (".txt", ".jsonl", ".json"):
+        raise SecateurError(f"dataset file {name} does not exist; check the path")
+    known = ", ".join(REGISTRY.names("corpus") + REGISTRY.names("hub-dataset"))
+    raise SecateurError(
+        f"unknown dataset {name!r}: use one of {known}, or a local .txt/.jsonl file or folder"
+    )

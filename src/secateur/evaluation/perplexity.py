@@ -1,0 +1,119 @@
+"""Perplexity over non-overlapping windows: exp(mean NLL of every predicted token).
+
+Protocol (Wanda/SparseGPT): the test split joined into one text, tokenized once, cut into
+non-overlapping windows of `seqlen` tokens (the tail is dropped); each window predicts its tokens
+2..seqlen from the ones before. Logits are formed a slice of positions at a time in fp32, so a
+128K vocabulary never needs a (batch, seqlen, vocab) tensor.
+
+When the model is not on the compute device (a big model in CPU RAM, a GPU to use), the windows
+go through the layer pipeline instead: one layer on the device at a time.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+from secateur.calibration.capture import capture_layer_inputs
+from secateur.calibration.pipeline import run_layers
+from secateur.devices import module_device
+from secateur.models.adapter import ModelAdapter
+from secateur.progress import progress
+
+_LOGIT_BUDGET = 1 << 28  # bytes of fp32 logits formed at once
+
+
+@dataclass(frozen=True)
+class PerplexityResult:
+    perplexity: float
+    mean_nll: float
+    tokens: int  # predicted tokens
+    windows: int
+    seqlen: int
+    dataset: str
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _nll_sum(hidden: torch.Tensor, ids: torch.Tensor, head: torch.nn.Module) -> torch.Tensor:
+    """hidden: (b, s, h) after the final norm; ids: (b, s). Σ NLL of tokens 1..s-1, fp32."""
+    b, s, _ = hidden.shape
+    vocab = head.weight.shape[0]
+    step = max(1, _LOGIT_BUDGET // (4 * b * vocab))
+    total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+    for start in range(0, s - 1, step):
+        stop = min(start + step, s - 1)
+        logits = head(hidden[:, start:stop]).float()
+        targets = ids[:, start + 1 : stop + 1].to(logits.device)
+        total += F.cross_entropy(logits.reshape(-1, vocab), targets.reshape(-1), reduction="sum")
+    return total
+
+
+@torch.no_grad()
+def perplexity(
+    adapter: ModelAdapter,
+    windows: torch.Tensor,
+    *,
+    batch_size: int = 4,
+    device: torch.device | None = None,
+    dataset: str = "",
+    show_progress: bool = True,
+) -> PerplexityResult:
+    """windows: (n, seqlen) int64 from `eval_windows`."""
+    start = time.perf_counter()
+    home = module_device(adapter.model)
+    device = device or home
+    if device == home:
+        total = _direct(adapter, windows, batch_size, device, show_progress)
+    else:
+        total = _layerwise(adapter, windows, batch_size, device, show_progress)
+    n, seqlen = windows.shape
+    tokens = n * (seqlen - 1)
+    mean_nll = total / tokens
+    return PerplexityResult(
+        perplexity=math.exp(mean_nll),
+        mean_nll=mean_nll,
+        tokens=tokens,
+        windows=n,
+        seqlen=seqlen,
+        dataset=dataset,
+        seconds=time.perf_counter() - start,
+    )
+
+
+@torch.no_grad()
+def _direct(adapter, windows, batch_size, device, show_progress) -> float:
+    base, head = adapter.base_model(), adapter.lm_head()
+    total = 0.0
+    for start in progress(range(0, windows.shape[0], batch_size), "perplexity", show_progress):
+        ids = windows[start : start + batch_size].to(device)
+        hidden = base(input_ids=ids, use_cache=False).last_hidden_state
+        total += float(_nll_sum(hidden, ids, head))
+    return total
+
+
+@torch.no_grad()
+def _layerwise(adapter, windows, batch_size, device, show_progress) -> float:
+    inputs = capture_layer_inputs(
+        adapter, windows, batch_size=batch_size, compute_device=device, storage_device=device
+    )
+    run_layers(
+        adapter, lambda ctx: None, inputs=inputs, device=device, show_progress=show_progress, desc="eval"
+    )
+    norm, head = adapter.final_norm(), adapter.lm_head()
+    norm_home, head_home = module_device(norm), module_device(head)
+    norm.to(device), head.to(device)
+    try:
+        total = 0.0
+        for batch in inputs.batches():
+            hidden = norm(inputs.hidden[batch].to(device))
+            total += float(_nll_sum(hidden, windows[batch], head))
+    finally:
+        norm.to(norm_home), head.to(head_home)
+    return total

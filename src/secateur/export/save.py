@@ -1,0 +1,71 @@
+"""Writing a pruned checkpoint: atomically, never over an existing folder without --overwrite.
+
+The checkpoint is written into a hidden temporary sibling of the output folder and renamed into
+place only when complete, so a crash or Ctrl-C never leaves a half-written model under the name a
+script will look for. With --overwrite the old folder is swapped out only after the new one is done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from secateur.errors import SecateurError
+
+MANIFEST = "secateur.json"
+
+
+def check_output_dir(out: str | Path, overwrite: bool) -> Path:
+    """Fail early (before any work) if `out` cannot be written or would be clobbered."""
+    path = Path(out).expanduser()
+    if path.exists() and not overwrite:
+        raise SecateurError(
+            f"--out {path} already exists: pass --overwrite to replace it, or choose another folder"
+        )
+    if path.exists() and not path.is_dir():
+        raise SecateurError(f"--out {path} is a file, not a folder: choose another path")
+    ancestor = path.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise SecateurError(f"cannot write --out {path}: {ancestor} is not writable; choose another folder")
+    return path
+
+
+@contextmanager
+def atomic_output_dir(out: str | Path, overwrite: bool) -> Iterator[Path]:
+    """Yield an empty temporary folder; on success it becomes `out` (replacing it if allowed)."""
+    final = check_output_dir(out, overwrite)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}.partial-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if final.exists():
+            if not overwrite:  # appeared while we worked
+                raise SecateurError(f"--out {final} appeared while pruning; pass --overwrite to replace it")
+            trash = final.parent / f".{final.name}.old-{os.getpid()}"
+            os.replace(final, trash)
+            os.replace(tmp, final)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def save_checkpoint(model, tokenizer, out: str | Path, manifest: dict, overwrite: bool = False) -> Path:
+    """safetensors + config + tokenizer + secateur.json, loadable with plain from_pretrained."""
+    with atomic_output_dir(out, overwrite) as tmp:
+        model.save_pretrained(tmp)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    return Path(out).expanduser()

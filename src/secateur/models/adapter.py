@@ -1,0 +1,123 @@
+"""Model adapters: the only code that knows Hugging Face attribute and config names.
+
+An architecture is a row in a table (`ArchitectureSpec`): where the decoder layers live, which
+module path plays which linear role, where the final norm is. `ModelAdapter` answers the questions
+the rest of secateur asks about a loaded model through that row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from secateur.errors import SecateurError
+from secateur.registry import REGISTRY
+
+ROLES = ("q", "k", "v", "o", "gate", "up", "down")
+
+_LLAMA_ROLES = {
+    "q": "self_attn.q_proj",
+    "k": "self_attn.k_proj",
+    "v": "self_attn.v_proj",
+    "o": "self_attn.o_proj",
+    "gate": "mlp.gate_proj",
+    "up": "mlp.up_proj",
+    "down": "mlp.down_proj",
+}
+
+
+@dataclass(frozen=True)
+class ArchitectureSpec:
+    """Where things live in one family of Hugging Face causal LMs (paths relative to the model)."""
+
+    model_type: str
+    base_path: str = "model"  # the decoder stack without the LM head
+    layers_path: str = "model.layers"
+    final_norm_path: str = "model.norm"
+    roles: dict[str, str] = field(default_factory=lambda: dict(_LLAMA_ROLES))
+    attention_bias: bool = False  # Qwen2 has biases on q/k/v
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class AttentionGeometry:
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+
+    @property
+    def gqa_ratio(self) -> int:
+        """Query heads per KV head (1 = plain multi-head attention)."""
+        return self.num_heads // self.num_kv_heads
+
+
+def supported_model_types() -> list[str]:
+    return REGISTRY.names("architecture")
+
+
+def spec_for(model_type: str | None) -> ArchitectureSpec:
+    spec = REGISTRY.find("architecture", str(model_type))
+    if spec is None:
+        raise SecateurError(
+            f"architecture {model_type!r} is not supported; supported: {', '.join(supported_model_types())}"
+        )
+    return spec
+
+
+def _get(root: nn.Module, dotted: str) -> nn.Module:
+    module = root
+    for part in dotted.split("."):
+        module = getattr(module, part)
+    return module
+
+
+class ModelAdapter:
+    """Answers architecture questions about one loaded model."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.config = model.config
+        self.spec = spec_for(getattr(self.config, "model_type", None))
+
+    # Layers and modules -------------------------------------------------------------------------
+    def decoder_layers(self) -> nn.ModuleList:
+        return _get(self.model, self.spec.layers_path)
+
+    def layer_name(self, index: int) -> str:
+        return f"{self.spec.layers_path}.{index}"
+
+    def linears(self, layer: nn.Module) -> dict[str, nn.Linear]:
+        """role -> Linear, in the order the layer's forward calls them."""
+        return {role: _get(layer, path) for role, path in self.spec.roles.items()}
+
+    def linear_names(self, index: int) -> dict[str, str]:
+        """role -> full module name, as in `model.named_modules()`."""
+        return {role: f"{self.layer_name(index)}.{path}" for role, path in self.spec.roles.items()}
+
+    def base_model(self) -> nn.Module:
+        return _get(self.model, self.spec.base_path)
+
+    def final_norm(self) -> nn.Module:
+        return _get(self.model, self.spec.final_norm_path)
+
+    def lm_head(self) -> nn.Module:
+        return self.model.get_output_embeddings()
+
+    def input_device(self) -> torch.device:
+        return self.model.get_input_embeddings().weight.device
+
+    # Geometry -----------------------------------------------------------------------------------
+    def geometry(self) -> AttentionGeometry:
+        c = self.config
+        num_heads = c.num_attention_heads
+        num_kv = getattr(c, "num_key_value_heads", None) or num_heads  # absent: plain MHA
+        head_dim = getattr(c, "head_dim", None) or c.hidden_size // num_heads
+        return AttentionGeometry(num_heads=num_heads, num_kv_heads=num_kv, head_dim=head_dim)
+
+    def max_context(self) -> int | None:
+        return getattr(self.config, "max_position_embeddings", None)
+
+    def num_layers(self) -> int:
+        return len(self.decoder_layers())

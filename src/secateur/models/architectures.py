@@ -1,0 +1,14 @@
+"""The table of supported architectures. Adding one is a new row, not a new pipeline."""
+
+from __future__ import annotations
+
+from secateur.models.adapter import ArchitectureSpec
+from secateur.registry import register
+
+LLAMA = register("architecture", "llama")(
+    ArchitectureSpec(model_type="llama", notes="LLaMA 2, 3, 3.x; SmolLM2")
+)
+QWEN2 = register("architecture", "qwen2")(
+    ArchitectureSpec(model_type="qwen2", attention_bias=True, notes="Qwen2, Qwen2.5 (q/k/v biases)")
+)
+MISTRAL = register("architecture", "mistral")(ArchitectureSpec(model_type="mistral", notes="Mistral"))

@@ -1,0 +1,78 @@
+"""Loading a model by name: an embedded model, a local Hugging Face folder, or a hub id."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from secateur.errors import SecateurError
+from secateur.models.adapter import ModelAdapter, spec_for
+from secateur.models.embedded import embedded_model
+
+_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass
+class LoadedModel:
+    model: torch.nn.Module
+    tokenizer: object
+    adapter: ModelAdapter
+    name: str  # what the user asked for
+    location: str  # the folder or hub id it was loaded from
+
+
+def locate_model(name: str) -> str:
+    """Resolve a --model value to a loadable folder or hub id, fetching embedded models once."""
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise SecateurError(f"{path} is not a Hugging Face model folder (it has no config.json)")
+        return str(path)
+    embedded = embedded_model(name)
+    if embedded is not None:
+        return str(embedded.ensure())
+    if _HUB_ID.match(name) and not name.startswith("."):
+        return name
+    raise SecateurError(
+        f"model path {name} does not exist; give a model folder, a hub id (org/name), "
+        f"or an embedded model (see `secateur models`)"
+    )
+
+
+def resolve_dtype(dtype: str, device: torch.device, checkpoint_dtype: object = None) -> torch.dtype:
+    """'auto': fp32 on CPU (bf16 is 4-5x slower there), the checkpoint's dtype on an accelerator."""
+    if dtype != "auto":
+        if dtype not in _DTYPES:
+            raise SecateurError(f"--dtype must be auto, float32, float16 or bfloat16, got {dtype!r}")
+        return _DTYPES[dtype]
+    if device.type == "cpu":
+        return torch.float32
+    if isinstance(checkpoint_dtype, torch.dtype):
+        return checkpoint_dtype
+    return _DTYPES.get(str(checkpoint_dtype).replace("torch.", ""), torch.float16)
+
+
+def load_model(name: str, dtype: str = "auto", device: torch.device | None = None) -> LoadedModel:
+    """Load model + tokenizer on the CPU (layers visit the compute device one at a time)."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    location = locate_model(name)
+    try:
+        config = AutoConfig.from_pretrained(location)
+    except (OSError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise SecateurError(
+            f"could not load model {name!r}: {reason}. Offline? Give a local model folder "
+            f"or an embedded model (see `secateur models`)"
+        ) from None
+    spec_for(getattr(config, "model_type", None))  # unsupported architectures fail before the weights load
+    checkpoint_dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    torch_dtype = resolve_dtype(dtype, device or torch.device("cpu"), checkpoint_dtype)
+    model = AutoModelForCausalLM.from_pretrained(location, dtype=torch_dtype)
+    model.eval()
+    tokenizer = AutoTokenizer.from_pretrained(location)
+    return LoadedModel(model, tokenizer, ModelAdapter(model), name, location)

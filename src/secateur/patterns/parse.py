@@ -1,0 +1,27 @@
+"""Turn a pattern string from the CLI or a recipe into a Pattern."""
+
+from __future__ import annotations
+
+import re
+
+from secateur.errors import SecateurError
+from secateur.patterns.base import Pattern
+from secateur.registry import REGISTRY
+
+_NM = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
+
+
+def parse_pattern(text: str) -> Pattern:
+    """'unstructured' | 'N:M' (e.g. '2:4') | 'name:arg' for patterns that take an argument."""
+    if isinstance(text, Pattern):
+        return text
+    match = _NM.match(str(text))
+    if match:
+        return REGISTRY.get("pattern", "n:m")(int(match[1]), int(match[2]))
+    name, _, arg = str(text).strip().partition(":")
+    factory = REGISTRY.find("pattern", name.lower())
+    if factory is None or name.lower() == "n:m":
+        raise SecateurError(
+            f"malformed pattern {text!r}: use 'unstructured' or N:M with whole numbers, e.g. 2:4 or 4:8"
+        )
+    return factory.from_arg(arg or None)

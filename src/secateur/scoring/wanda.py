@@ -1,0 +1,29 @@
+"""Wanda: importance = |W_ij| · ‖X_j‖₂ (Sun, Liu, Bair, Kolter, 2023, arXiv:2306.11695, eq. 1).
+
+‖X_j‖₂ is the L2 norm of input feature j over every calibration token that reaches the Linear.
+Large-magnitude outlier features in LLM activations make some small weights matter; weighting by
+the input norm keeps them. The constant by which the original code scales the norms (1/nsamples)
+changes no ranking, so it is left out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from secateur.calibration.stats import InputStats
+from secateur.errors import SecateurError
+from secateur.registry import register
+
+
+@register("method", "wanda")
+@dataclass(frozen=True)
+class Wanda:
+    needs_activations = True
+
+    def score(self, weight: torch.Tensor, stats: InputStats | None) -> torch.Tensor:
+        if stats is None:
+            raise SecateurError("wanda needs calibration activations; pass calibration windows")
+        norms = stats.sum_sq.to(weight.device).sqrt()
+        return weight.detach().abs().float() * norms.unsqueeze(0)

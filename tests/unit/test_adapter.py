@@ -1,0 +1,37 @@
+import pytest
+
+from helpers.tiny import tiny_model
+from secateur.errors import SecateurError
+from secateur.models.adapter import ModelAdapter
+
+
+@pytest.mark.parametrize("model_type", ["llama", "qwen2", "mistral"])
+def test_roles_and_geometry(model_type):
+    model = tiny_model(model_type, num_attention_heads=8, num_key_value_heads=2)
+    adapter = ModelAdapter(model)
+    g = adapter.geometry()
+    assert (g.num_heads, g.num_kv_heads, g.head_dim, g.gqa_ratio) == (8, 2, 8, 4)
+    layer = adapter.decoder_layers()[1]
+    linears = adapter.linears(layer)
+    assert list(linears) == ["q", "k", "v", "o", "gate", "up", "down"]
+    assert linears["k"].weight.shape == (2 * 8, 64)
+    assert linears["down"].weight.shape == (64, 128)
+    assert (linears["q"].bias is not None) == (model_type == "qwen2")
+    modules = dict(model.named_modules())
+    for role, name in adapter.linear_names(1).items():
+        assert modules[name] is linears[role]
+
+
+def test_mha_when_num_key_value_heads_is_absent():
+    model = tiny_model("llama")
+    del model.config.num_key_value_heads
+    g = ModelAdapter(model).geometry()
+    assert g.num_kv_heads == g.num_heads == 4 and g.gqa_ratio == 1
+
+
+def test_unsupported_architecture_names_the_supported_ones():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50))
+    with pytest.raises(SecateurError, match=r"'gpt2' is not supported; supported: .*llama.*mistral.*qwen2"):
+        ModelAdapter(model)

@@ -1,0 +1,51 @@
+import torch
+
+from secateur.calibration.stats import InputNormCollector, InputStats, column_sum_of_squares
+from secateur.scoring.magnitude import Magnitude
+from secateur.scoring.wanda import Wanda
+
+
+def test_column_sum_of_squares_matches_float64_for_every_dtype():
+    torch.manual_seed(0)
+    x = torch.randn(300, 17) * 10
+    expected = (x.double() ** 2).sum(0)
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
+        xd = x.to(dtype)
+        got = column_sum_of_squares(xd)
+        assert got.dtype == torch.float32
+        ref = (xd.double() ** 2).sum(0)
+        torch.testing.assert_close(got.double(), ref, rtol=1e-5, atol=1e-3)
+    torch.testing.assert_close(column_sum_of_squares(x).double(), expected, rtol=1e-5, atol=1e-3)
+
+
+def test_wanda_score_is_abs_weight_times_input_norm():
+    torch.manual_seed(0)
+    w = torch.randn(5, 7)
+    x = torch.randn(50, 7)
+    stats = InputStats(torch.zeros(7))
+    stats.add(x)
+    expected = w.abs() * x.norm(dim=0)[None, :]
+    torch.testing.assert_close(Wanda().score(w, stats), expected)
+    assert stats.tokens == 50
+
+
+def test_magnitude_score():
+    w = torch.tensor([[-3.0, 1.0], [0.5, -0.25]], dtype=torch.float16)
+    out = Magnitude().score(w)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, w.abs().float())
+
+
+def test_collector_sees_shared_inputs_once_per_module_and_removes_hooks():
+    torch.manual_seed(0)
+    a, b = torch.nn.Linear(6, 3), torch.nn.Linear(6, 4)
+    x1, x2 = torch.randn(2, 5, 6), torch.randn(1, 5, 6)
+    collector = InputNormCollector({"a": a, "b": b})
+    with collector.attached() as stats:
+        for x in (x1, x2):
+            a(x), b(x)  # same tensor object into both, as q/k/v receive it
+    flat = torch.cat([x1.reshape(-1, 6), x2.reshape(-1, 6)])
+    for name in ("a", "b"):
+        torch.testing.assert_close(stats[name].sum_sq, (flat**2).sum(0))
+        assert stats[name].tokens == 15
+    assert not a._forward_pre_hooks and not b._forward_pre_hooks
