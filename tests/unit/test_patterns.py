@@ -83,3 +83,14 @@ def test_pruned_per_matrix_matches_masks():
     for pattern, sparsity in [(Unstructured(), 0.37), (NM(2, 4), 0.5), (NM(1, 8), 0.875)]:
         keep = pattern.mask(scores, sparsity)
         assert int((~keep).sum()) == pattern.pruned_per_matrix((6, 24), sparsity)
+
+
+def test_lowest_k_equals_a_stable_sort_even_with_many_ties():
+    from secateur.patterns.unstructured import lowest_k_per_row
+
+    torch.manual_seed(3)
+    scores = torch.randint(0, 4, (50, 33)).float()  # heavy ties, as with quantized weights
+    for k in (1, 7, 16, 32, 33):
+        expected = torch.zeros_like(scores, dtype=torch.bool)
+        expected.scatter_(1, torch.sort(scores, dim=1, stable=True).indices[:, :k], True)
+        assert torch.equal(lowest_k_per_row(scores, k), expected), k
