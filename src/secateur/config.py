@@ -86,7 +86,7 @@ class PruneConfig:
         (), "decoder layers kept dense, comma-separated, negatives count from the end (e.g. 0,-1)"
     )
     device: str | None = option(None, "compute device for each layer (default: cuda when present, else cpu)")
-    batch_size: int = option(8, "calibration windows pushed through a layer at once")
+    batch_size: int = option(4, "calibration windows pushed through a layer at once")
     offload_activations: bool = option(
         False, "keep calibration activations in CPU RAM between layers (saves GPU memory)"
     )
