@@ -13,7 +13,8 @@ def test_dense_model_fails_verification_with_exit_code_3():
     adapter = ModelAdapter(tiny_model())
     report = measure_sparsity(adapter, Unstructured(), 0.5)
     assert report.actual == 0.0 and len(report.failures()) == 21
-    with pytest.raises(VerificationError, match=r"21 module\(s\), first model\.layers\.0\.self_attn\.q_proj") as info:
+    first = r"21 module\(s\), first model\.layers\.0\.self_attn\.q_proj"
+    with pytest.raises(VerificationError, match=first) as info:
         verify_sparsity(report, Unstructured())
     assert info.value.exit_code == 3
 
