@@ -68,7 +68,9 @@ class CalibrationConfig:
 class PruneConfig:
     """What to prune and how."""
 
-    method: str = option("wanda", "importance score: wanda (|W|·‖X‖) or magnitude (|W|)")
+    method: str = option(
+        "wanda", "wanda (|W|·‖X‖), magnitude (|W|), or sparsegpt (OBS mask + weight reconstruction)"
+    )
     sparsity: float | None = option(
         None,
         "fraction of weights to remove in each targeted Linear, in [0, 1); "
@@ -78,7 +80,7 @@ class PruneConfig:
     )
     pattern: str = option(
         "unstructured",
-        "unstructured (ranked within each output row) or N:M such as 2:4 or 4:8",
+        "unstructured (ranked within each output row), N:M such as 2:4 or 4:8, or block:B (BxB tiles)",
         "--sparsity_type",
         "--sparsity-type",
     )
@@ -90,6 +92,14 @@ class PruneConfig:
     offload_activations: bool = option(
         False, "keep calibration activations in CPU RAM between layers (saves GPU memory)"
     )
+    owl: str | None = option(
+        None,
+        "outlier-weighted layer-wise sparsity M,lambda (e.g. 5,0.08): layers with more Wanda outliers "
+        "(scores > M x mean) get less sparsity, within target +- lambda",
+        metavar="M,LAMBDA",
+    )
+    blocksize: int = option(128, "sparsegpt: columns per lazy weight update")
+    percdamp: float = option(0.01, "sparsegpt: Hessian dampening, as a fraction of its mean diagonal")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "skip_layers", parse_int_list(self.skip_layers))
@@ -97,13 +107,29 @@ class PruneConfig:
             raise SecateurError(f"--sparsity must be in [0, 1), got {self.sparsity}")
         if self.batch_size < 1:
             raise SecateurError(f"--batch-size must be at least 1, got {self.batch_size}")
-        # Resolve now so a malformed pattern or an N:M/sparsity clash fails before any work.
-        self.resolved_sparsity()
+        if self.blocksize < 1:
+            raise SecateurError(f"--blocksize must be at least 1, got {self.blocksize}")
+        if not self.percdamp >= 0:
+            raise SecateurError(f"--percdamp must be >= 0, got {self.percdamp}")
+        # Resolve now so a malformed pattern, an N:M/sparsity clash or a bad --owl fails before any work.
+        sparsity = self.resolved_sparsity()
+        if self.owl is not None:
+            from secateur.patterns.nm import NM
+            from secateur.pruning.owl import OwlSettings
 
-    def resolved_sparsity(self) -> float:
+            if isinstance(self.pattern_object(), NM):
+                raise SecateurError(
+                    f"--owl varies sparsity per layer; pattern {self.pattern} fixes it: drop one"
+                )
+            OwlSettings.parse(self.owl).check(sparsity)
+
+    def pattern_object(self):
         from secateur.patterns.parse import parse_pattern
 
-        return parse_pattern(self.pattern).resolve_sparsity(self.sparsity)
+        return parse_pattern(self.pattern)
+
+    def resolved_sparsity(self) -> float:
+        return self.pattern_object().resolve_sparsity(self.sparsity)
 
 
 @dataclass(frozen=True)

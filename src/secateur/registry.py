@@ -18,8 +18,10 @@ T = TypeVar("T")
 _BUILTIN_MODULES = (
     "secateur.scoring.magnitude",
     "secateur.scoring.wanda",
+    "secateur.solvers.sparsegpt",
     "secateur.patterns.unstructured",
     "secateur.patterns.nm",
+    "secateur.patterns.block",
     "secateur.models.architectures",
     "secateur.models.embedded",
     "secateur.data.embedded",

@@ -118,6 +118,12 @@ def test_eval_command(saved_llama, corpus, tmp_path, capsys):
         (["--seqlen", "4096"], "beyond the model's context of 128"),
         (["--skip-layers", "9"], "out of range"),
         (["--method", "nope"], "unknown method 'nope'"),
+        (["--pattern", "block:1"], "use block:B with B >= 2"),
+        (["--pattern", "block:128"], "larger than"),
+        (["--block_size", "16", "--pattern", "2:4"], "asks for block:16"),
+        (["--owl", "5,0.9"], "must lie in [0, sparsity]"),
+        (["--owl", "5"], "--owl takes M,lambda"),
+        (["--pattern", "4:8", "--owl", "5,0.1"], "fixes it"),
         (["--device", "cuda:7"] if not torch.cuda.is_available() else ["--device", "tpu"], "--device"),
     ],
 )
@@ -190,3 +196,29 @@ def test_console_script_exit_codes(tmp_path):
     assert result.stderr.strip() == "secateur: error: --sparsity must be in [0, 1), got 2.0"
     result = subprocess.run([sys.executable, "-m", "secateur", "models"], capture_output=True, text=True)
     assert result.returncode == 0 and "smollm2-135m" in result.stdout
+
+
+def test_sparsegpt_block_via_the_seed_flag_spelling(saved_llama, corpus, tmp_path, capsys):
+    out = tmp_path / "sgpt"
+    code = main(
+        _prune_args(
+            saved_llama,
+            corpus,
+            out,
+            "--method",
+            "sparsegpt",
+            "--block_size",
+            "16",
+            "--blocksize",
+            "32",
+            "--no-eval-dense",
+        )
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "tiles pruned" in printed and " | sparsegpt | block:16 | " in printed
+    manifest = json.loads((out / "secateur.json").read_text())
+    assert manifest["recipe"]["prune"]["pattern"] == "block:16"
+    assert manifest["recipe"]["prune"]["blocksize"] == 32
+    # q 64x64: 16 tiles, k and v 32x64: 8 each, o: 16, gate and up 128x64: 32 each, down 64x128: 32.
+    assert manifest["prune"]["sparsity"]["layers"][0]["tiles"] == 144

@@ -1,6 +1,6 @@
 import torch
 
-from secateur.calibration.stats import InputNormCollector, InputStats, column_sum_of_squares
+from secateur.calibration.stats import HessianStats, InputCollector, InputStats, column_sum_of_squares
 from secateur.scoring.magnitude import Magnitude
 from secateur.scoring.wanda import Wanda
 
@@ -36,16 +36,32 @@ def test_magnitude_score():
     torch.testing.assert_close(out, w.abs().float())
 
 
-def test_collector_sees_shared_inputs_once_per_module_and_removes_hooks():
+def test_collector_sees_shared_inputs_once_and_removes_hooks():
     torch.manual_seed(0)
-    a, b = torch.nn.Linear(6, 3), torch.nn.Linear(6, 4)
+    a, b, c = torch.nn.Linear(6, 3), torch.nn.Linear(6, 4), torch.nn.Linear(6, 2)
     x1, x2 = torch.randn(2, 5, 6), torch.randn(1, 5, 6)
-    collector = InputNormCollector({"a": a, "b": b})
+    collector = InputCollector({"a": a, "b": b, "c": c})
     with collector.attached() as stats:
         for x in (x1, x2):
             a(x), b(x)  # same tensor object into both, as q/k/v receive it
+            c(x.clone())  # equal values, another tensor: its own statistics
     flat = torch.cat([x1.reshape(-1, 6), x2.reshape(-1, 6)])
-    for name in ("a", "b"):
+    for name in ("a", "b", "c"):
         torch.testing.assert_close(stats[name].sum_sq, (flat**2).sum(0))
         assert stats[name].tokens == 15
+    assert stats["a"] is stats["b"] and stats["c"] is not stats["a"]
     assert not a._forward_pre_hooks and not b._forward_pre_hooks
+
+
+def test_hessian_is_twice_the_mean_outer_product_in_fp32():
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(5, 2).to(torch.bfloat16)
+    x = torch.randn(3, 7, 5).to(torch.bfloat16)
+    collector = InputCollector({"l": linear}, HessianStats.for_module)
+    with collector.attached() as stats:
+        linear(x[:2])
+        linear(x[2:])
+    flat = x.reshape(-1, 5).double()
+    expected = 2 * flat.T @ flat / 21
+    assert stats["l"].xtx.dtype == torch.float32 and stats["l"].tokens == 21
+    torch.testing.assert_close(stats["l"].hessian().double(), expected, rtol=1e-5, atol=1e-5)

@@ -11,7 +11,7 @@ from secateur.patterns.unstructured import Unstructured
 
 def test_dense_model_fails_verification_with_exit_code_3():
     adapter = ModelAdapter(tiny_model())
-    report = measure_sparsity(adapter, Unstructured(), 0.5)
+    report = measure_sparsity(adapter, Unstructured(), dict.fromkeys(range(3), 0.5))
     assert report.actual == 0.0 and len(report.failures()) == 21
     first = r"21 module\(s\), first model\.layers\.0\.self_attn\.q_proj"
     with pytest.raises(VerificationError, match=first) as info:
@@ -26,7 +26,7 @@ def test_enough_zeros_in_the_wrong_places_still_fail_nm():
             for module in layer.modules():
                 if isinstance(module, torch.nn.Linear):
                     module.weight[:, : module.weight.shape[1] // 2] = 0  # half zero, but not 2:4
-    report = measure_sparsity(ModelAdapter(model), NM(2, 4), 0.5)
+    report = measure_sparsity(ModelAdapter(model), NM(2, 4), dict.fromkeys(range(3), 0.5))
     assert report.actual == pytest.approx(0.5)
     assert all(m.violations > 0 for m in report.modules)
     with pytest.raises(VerificationError, match="breaking 2:4"):
@@ -35,7 +35,7 @@ def test_enough_zeros_in_the_wrong_places_still_fail_nm():
 
 def test_skipped_layers_are_expected_dense_and_per_layer_rows_add_up():
     adapter = ModelAdapter(tiny_model())
-    report = measure_sparsity(adapter, Unstructured(), 0.5, skipped=frozenset({0, 1, 2}))
+    report = measure_sparsity(adapter, Unstructured(), {})
     assert report.failures() == []
     rows = report.per_layer()
     assert [r["layer"] for r in rows] == [0, 1, 2]

@@ -16,6 +16,7 @@ from secateur.config import (
     load_recipe,
     to_dict,
 )
+from secateur.errors import SecateurError
 
 SECTIONS = (("calibration", CalibrationConfig), ("prune", PruneConfig), ("evaluation", EvalConfig))
 
@@ -23,7 +24,7 @@ SECTIONS = (("calibration", CalibrationConfig), ("prune", PruneConfig), ("evalua
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "prune",
-        help="prune a model with masks (magnitude, wanda; unstructured or N:M)",
+        help="prune a model with masks (magnitude, wanda, sparsegpt; unstructured, N:M, block)",
         description="Prune every Linear of the decoder layers to a target sparsity, layer by layer.",
     )
     parser.add_argument(
@@ -32,6 +33,14 @@ def add_parser(subparsers) -> None:
     add_config_arguments(parser, PruneRecipe, "recipe")
     for name, cls in SECTIONS:
         add_config_arguments(parser.add_argument_group(name), cls, name)
+    parser.add_argument(
+        "--block-size",
+        "--block_size",
+        type=int,
+        metavar="B",
+        dest="block_size",
+        help="shorthand for --pattern block:B (BxB tiles), as the block-wise Wanda scripts spell it",
+    )
     output = parser.add_argument_group("reports")
     output.add_argument(
         "--save_log", "--save-log", "--log", dest="log", metavar="FILE", help="also write the summary to FILE"
@@ -46,6 +55,14 @@ def build_recipe(args: argparse.Namespace, note=print) -> PruneRecipe:
     data.update(collect(args, "recipe"))
     for name, _ in SECTIONS:
         data[name] = {**data.get(name, {}), **collect(args, name)}
+    block_size = getattr(args, "block_size", None)
+    if block_size is not None:
+        given = data["prune"].get("pattern")
+        if given is not None and not str(given).replace(" ", "").lower().startswith("block"):
+            raise SecateurError(
+                f"--block-size {block_size} asks for block:{block_size}, but --pattern is {given}"
+            )
+        data["prune"]["pattern"] = f"block:{block_size}"
     message = None if args.recipe else _apply_demo_sizes(data)
     recipe = from_dict(PruneRecipe, data)
     if message:  # only once the recipe is valid, so a bad flag gets exactly one line

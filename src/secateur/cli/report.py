@@ -16,19 +16,7 @@ def prune_summary(run) -> str:
             f" | skipped layers: {','.join(map(str, report.skipped_layers))}" if report.skipped_layers else ""
         ),
         "",
-        format_table(
-            ["layer", "target", "actual", "zeros", "weights"],
-            [
-                [
-                    row["layer"],
-                    percent(row["target"]),
-                    percent(row["actual"]),
-                    f"{row['zeros']:,}",
-                    f"{row['numel']:,}",
-                ]
-                for row in report.sparsity.per_layer()
-            ],
-        ),
+        layer_table(report.sparsity.per_layer()),
         "",
     ]
     rows = [["sparsity (targeted Linears)", percent(report.sparsity.actual)], ["verified", "yes"]]
@@ -49,7 +37,28 @@ def prune_summary(run) -> str:
         )
     if run.dense is not None and run.pruned is not None:
         rows.append(["perplexity change", change(run.dense.perplexity, run.pruned.perplexity)])
+    if recipe.prune.owl:
+        rows.insert(1, ["OWL (M, lambda)", recipe.prune.owl])
     if run.out is not None:
         rows.append(["saved to", str(run.out)])
     lines.append(format_table(["summary", "value"], rows))
     return "\n".join(lines)
+
+
+def layer_table(per_layer: list[dict]) -> str:
+    """Per-layer target vs actual sparsity; tiles kept/pruned for block patterns."""
+    tiled = any("tiles" in row for row in per_layer)
+    headers = ["layer", "target", "actual", "zeros", "weights"] + (["tiles pruned", "tiles"] if tiled else [])
+    rows = []
+    for row in per_layer:
+        cells = [
+            row["layer"],
+            percent(row["target"]),
+            percent(row["actual"]),
+            f"{row['zeros']:,}",
+            f"{row['numel']:,}",
+        ]
+        if tiled:
+            cells += [f"{row.get('tiles_pruned', 0):,}", f"{row.get('tiles', 0):,}"]
+        rows.append(cells)
+    return format_table(headers, rows)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 
@@ -20,8 +20,11 @@ class ModuleSparsity:
     zeros: int
     numel: int
     target: float
-    expected_zeros: int  # what the pattern must have removed; more is fine (weights already zero)
+    expected_zeros: int  # what the mask removed; more zeros are fine (weights already zero)
+    conforming_zeros: int  # zeros where the pattern allows them (inside whole pruned tiles, ...)
     violations: int  # comparison groups breaking the pattern's structure
+    tolerance: float  # how far below the target the pattern's rounding may leave a correct mask
+    details: dict = field(default_factory=dict)
 
     @property
     def actual(self) -> float:
@@ -29,7 +32,11 @@ class ModuleSparsity:
 
     @property
     def ok(self) -> bool:
-        return self.zeros >= self.expected_zeros and self.violations == 0
+        return (
+            self.conforming_zeros >= self.expected_zeros
+            and self.violations == 0
+            and self.expected_zeros / self.numel >= self.target - self.tolerance - 1e-12
+        )
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,8 @@ class SparsityReport:
             row = layers.setdefault(m.layer, {"layer": m.layer, "zeros": 0, "numel": 0, "target": m.target})
             row["zeros"] += m.zeros
             row["numel"] += m.numel
+            for key, value in m.details.items():
+                row[key] = row.get(key, 0) + value
         for row in layers.values():
             row["actual"] = row["zeros"] / row["numel"]
         return [layers[k] for k in sorted(layers)]
@@ -74,16 +83,28 @@ class SparsityReport:
 
 @torch.no_grad()
 def measure_sparsity(
-    adapter: ModelAdapter, pattern: Pattern, sparsity: float, skipped: frozenset[int] = frozenset()
+    adapter: ModelAdapter,
+    pattern: Pattern,
+    layer_sparsity: dict[int, float],
+    expected: dict[tuple[int, str], int] | None = None,
 ) -> SparsityReport:
-    """Read the weights as they are now; skipped layers are expected dense (target 0)."""
+    """Read the weights as they are now. Layers missing from `layer_sparsity` are expected dense.
+
+    `expected[(layer, role)]` is how many weights the pruner's mask removed; without it, the
+    pattern's own count for the target is used.
+    """
     modules = []
     for index, layer in enumerate(adapter.decoder_layers()):
         names = adapter.linear_names(index)
+        target = layer_sparsity.get(index, 0.0)
         for role, linear in adapter.linears(layer).items():
             weight = linear.weight
-            target = 0.0 if index in skipped else sparsity
             shape = (weight.shape[0], weight.shape[1])
+            if expected is not None and (index, role) in expected:
+                expected_zeros = expected[(index, role)]
+            else:
+                expected_zeros = pattern.pruned_per_matrix(shape, target) if target else 0
+            structured = bool(target)
             modules.append(
                 ModuleSparsity(
                     name=names[role],
@@ -93,8 +114,13 @@ def measure_sparsity(
                     zeros=int((weight == 0).sum()),
                     numel=weight.numel(),
                     target=target,
-                    expected_zeros=pattern.pruned_per_matrix(shape, target) if target else 0,
-                    violations=pattern.structure_violations(weight) if target else 0,
+                    expected_zeros=expected_zeros,
+                    conforming_zeros=pattern.conforming_zeros(weight)
+                    if structured
+                    else int((weight == 0).sum()),
+                    violations=pattern.structure_violations(weight) if structured else 0,
+                    tolerance=pattern.sparsity_tolerance(shape),
+                    details=pattern.structure_details(weight) if structured else {},
                 )
             )
     return SparsityReport(tuple(modules))
@@ -107,6 +133,7 @@ def verify_sparsity(report: SparsityReport, pattern: Pattern) -> None:
         m = failures[0]
         raise VerificationError(
             f"sparsity verification failed for {len(failures)} module(s), first {m.name}: "
-            f"{m.zeros} zeros (expected at least {m.expected_zeros}), {m.violations} groups "
-            f"breaking {pattern.spec}; please report this as a bug"
+            f"{m.zeros} zeros ({m.conforming_zeros} where {pattern.spec} allows; the mask removed "
+            f"{m.expected_zeros}, target {m.target:.4f}), {m.violations} groups breaking {pattern.spec}; "
+            f"please report this as a bug"
         )

@@ -42,6 +42,28 @@ class Pattern(ABC):
     def check_shape(self, shape: tuple[int, ...], name: str) -> None:  # noqa: B027 - optional hook
         """Raise SecateurError if a matrix of this shape cannot take the pattern."""
 
+    def sparsity_tolerance(self, shape: tuple[int, int]) -> float:
+        """How far below the target a correct mask may fall (rounding of its comparison groups)."""
+        return 1.0 / shape[1]
+
+    def conforming_zeros(self, weight: torch.Tensor) -> int:
+        """Zeros that sit where the pattern allows pruning (all of them, unless it has units)."""
+        return int((weight == 0).sum())
+
+    def structure_details(self, weight: torch.Tensor) -> dict[str, int]:
+        """Extra per-matrix facts for reports (tiles kept/pruned for block patterns)."""
+        return {}
+
+    # SparseGPT chooses its mask inside the column loop, one strip of columns at a time, from
+    # saliencies w²/[H⁻¹]²_jj of the already-updated weights (Frantar & Alistarh, 2023, §3.3).
+    def solver_strip_width(self, blocksize: int, cols: int) -> int:
+        """Columns whose mask is chosen together, when the solver reaches the first of them."""
+        return blocksize
+
+    def solver_mask(self, saliency: torch.Tensor, sparsity: float) -> torch.Tensor:
+        """Keep-mask for one strip of columns, from its OBS saliencies (rows, width)."""
+        return self.mask(saliency, sparsity)
+
 
 def pruned_count(total: int, sparsity: float) -> int:
     """How many of `total` competing weights a fraction `sparsity` removes.

@@ -61,6 +61,12 @@ class NM(Pattern):
     def pruned_per_matrix(self, shape: tuple[int, int], sparsity: float) -> int:
         return shape[0] * (shape[1] // self.m) * (self.m - self.n)
 
+    def sparsity_tolerance(self, shape: tuple[int, int]) -> float:
+        return 1e-9  # exact
+
+    def solver_strip_width(self, blocksize: int, cols: int) -> int:
+        return self.m
+
     def structure_violations(self, weight: torch.Tensor) -> int:
         rows, cols = weight.shape
         if cols % self.m:

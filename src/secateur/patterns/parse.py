@@ -9,6 +9,7 @@ from secateur.patterns.base import Pattern
 from secateur.registry import REGISTRY
 
 _NM = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
+_GLUED = re.compile(r"^\s*([a-z]+)(\d+)\s*$", re.IGNORECASE)  # block16 = block:16
 
 
 def parse_pattern(text: str) -> Pattern:
@@ -18,10 +19,11 @@ def parse_pattern(text: str) -> Pattern:
     match = _NM.match(str(text))
     if match:
         return REGISTRY.get("pattern", "n:m")(int(match[1]), int(match[2]))
-    name, _, arg = str(text).strip().partition(":")
+    glued = _GLUED.match(str(text))
+    name, _, arg = (f"{glued[1]}:{glued[2]}" if glued else str(text).strip()).partition(":")
     factory = REGISTRY.find("pattern", name.lower())
     if factory is None or name.lower() == "n:m":
         raise SecateurError(
-            f"malformed pattern {text!r}: use 'unstructured' or N:M with whole numbers, e.g. 2:4 or 4:8"
+            f"malformed pattern {text!r}: use 'unstructured', N:M with whole numbers (2:4, 4:8), or block:B"
         )
     return factory.from_arg(arg or None)

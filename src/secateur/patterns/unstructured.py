@@ -45,6 +45,13 @@ class Unstructured(Pattern):
     def structure_violations(self, weight: torch.Tensor) -> int:
         return 0  # any set of zeros is unstructured
 
+    def solver_mask(self, saliency: torch.Tensor, sparsity: float) -> torch.Tensor:
+        """SparseGPT's adaptive rule: one threshold over the whole strip, so rows may differ."""
+        k = pruned_count(saliency.numel(), sparsity)
+        if k == 0:
+            return torch.ones_like(saliency, dtype=torch.bool)
+        return ~lowest_k_per_row(saliency.reshape(1, -1), k).reshape(saliency.shape)
+
 
 def lowest_k_per_row(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Bool mask of the k lowest scores of each row; ties at the threshold go to the lowest columns.

@@ -1,8 +1,8 @@
-"""Mask pruning: score every weight, let the pattern choose which survive, zero the rest.
+"""Mask pruning through the layer pipeline: collect statistics, prune each Linear, move on.
 
-This is the visitor the layer pipeline runs for magnitude and Wanda. Wanda collects the input
-statistics of all seven Linears of a layer in one pass over the dense layer (as the paper's code
-does), prunes them all, then the pipeline recomputes the layer's outputs with the pruned weights.
+For every targeted layer the method gathers its statistics on all seven Linears in one pass over
+the dense layer (as the Wanda and SparseGPT reference code and llm-compressor do), prunes them, and
+the pipeline recomputes the layer's outputs with the pruned weights for the next layer.
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from secateur.calibration.capture import capture_layer_inputs
+from secateur.calibration.capture import LayerInputs, capture_layer_inputs
 from secateur.calibration.pipeline import LayerContext, run_layers
-from secateur.calibration.stats import InputNormCollector
 from secateur.config import PruneConfig
 from secateur.devices import resolve_device
 from secateur.errors import SecateurError
@@ -23,8 +22,8 @@ from secateur.models.adapter import ModelAdapter
 from secateur.patterns.base import Pattern
 from secateur.patterns.parse import parse_pattern
 from secateur.pruning.layers import resolve_skip_layers
-from secateur.registry import REGISTRY
-from secateur.scoring.base import Scorer
+from secateur.pruning.method import PruningMethod, build_method
+from secateur.pruning.owl import OwlSettings, allocate, measure_outlier_ratios
 
 
 @dataclass
@@ -36,6 +35,7 @@ class PruneReport:
     target_sparsity: float
     skipped_layers: list[int]
     sparsity: SparsityReport
+    layer_sparsity: dict[int, float] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     memory: dict[str, float] = field(default_factory=dict)
 
@@ -45,6 +45,7 @@ class PruneReport:
             "pattern": self.pattern,
             "target_sparsity": self.target_sparsity,
             "skipped_layers": self.skipped_layers,
+            "layer_sparsity": {str(k): v for k, v in self.layer_sparsity.items()},
             "sparsity": self.sparsity.to_dict(),
             "timings": self.timings,
             "memory": self.memory,
@@ -53,29 +54,35 @@ class PruneReport:
 
 @dataclass
 class MaskPruner:
-    """Layer visitor: score, mask and zero the targeted Linears of each non-skipped layer."""
+    """Layer visitor: statistics, then prune each targeted Linear of the layer to its sparsity."""
 
-    scorer: Scorer
+    method: PruningMethod
     pattern: Pattern
-    sparsity: float
-    skipped: frozenset[int]
+    layer_sparsity: dict[int, float]  # targeted layers only
+    pruned: dict[tuple[int, str], int] = field(default_factory=dict)  # (layer, role) -> weights removed
 
     @torch.no_grad()
     def __call__(self, ctx: LayerContext) -> None:
-        if ctx.index in self.skipped or self.sparsity == 0.0:
+        sparsity = self.layer_sparsity.get(ctx.index, 0.0)
+        if sparsity == 0.0:
             return
         for role, linear in ctx.linears.items():
             self.pattern.check_shape(tuple(linear.weight.shape), f"{ctx.name} {role}_proj")
-        stats = {}
-        if self.scorer.needs_activations:
-            collector = InputNormCollector(ctx.linears)
-            last = list(ctx.linears.values())[-1]
+        stats: dict = {}
+        collector = self.method.collector(ctx.linears)
+        if collector is not None:
             with collector.attached() as stats:
-                ctx.observe(stop_after=last)
+                ctx.observe(stop_after=list(ctx.linears.values())[-1])
         for role, linear in ctx.linears.items():
-            scores = self.scorer.score(linear.weight, stats.get(role))
-            keep = self.pattern.mask(scores, self.sparsity)
-            linear.weight.masked_fill_(~keep, 0)
+            keep = self.method.prune(linear, stats.get(role), self.pattern, sparsity)
+            self.pruned[(ctx.index, role)] = int((~keep).sum())
+
+
+def _capture(adapter, windows, config, device) -> LayerInputs:
+    storage = torch.device("cpu") if config.offload_activations else device
+    return capture_layer_inputs(
+        adapter, windows, batch_size=config.batch_size, compute_device=device, storage_device=storage
+    )
 
 
 def prune_with_masks(
@@ -86,27 +93,44 @@ def prune_with_masks(
     show_progress: bool = True,
     verify: bool = True,
 ) -> PruneReport:
-    """Prune `adapter.model` in place. windows: (nsamples, seqlen) int64, needed by wanda."""
-    scorer: Scorer = REGISTRY.get("method", config.method)()
+    """Prune `adapter.model` in place. windows: (nsamples, seqlen) int64, needed by data-aware methods."""
+    method = build_method(config.method, config)
     pattern = parse_pattern(config.pattern)
     sparsity = pattern.resolve_sparsity(config.sparsity)
     skipped = resolve_skip_layers(config.skip_layers, adapter.num_layers())
+    targeted = frozenset(range(adapter.num_layers())) - skipped
+    owl = OwlSettings.parse(config.owl) if config.owl else None
     device = resolve_device(config.device)
-    if scorer.needs_activations and windows is None:
-        raise SecateurError(f"method {config.method!r} needs calibration windows")
+    if (method.needs_activations or owl) and windows is None:
+        raise SecateurError(
+            f"method {config.method!r}{' with --owl' if owl else ''} needs calibration windows"
+        )
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    inputs = None
-    if scorer.needs_activations:
-        storage = torch.device("cpu") if config.offload_activations else device
-        inputs = capture_layer_inputs(
-            adapter, windows, batch_size=config.batch_size, compute_device=device, storage_device=storage
+    layer_sparsity = dict.fromkeys(targeted, sparsity)
+    if owl is not None:
+        owl.check(sparsity)
+        ratios = measure_outlier_ratios(
+            adapter,
+            _capture(adapter, windows, config, device),
+            targeted,
+            owl.outlier_multiple,
+            device,
+            show_progress,
         )
-        timings["capture_s"] = time.perf_counter() - start
-    visitor = MaskPruner(scorer, pattern, sparsity, skipped)
+        layers = adapter.decoder_layers()
+        sizes = {i: sum(m.weight.numel() for m in adapter.linears(layers[i]).values()) for i in targeted}
+        layer_sparsity = allocate(ratios, sizes, sparsity, owl.spread)
+        timings["owl_s"] = time.perf_counter() - start
+    inputs = None
+    if method.needs_activations:
+        captured = time.perf_counter()
+        inputs = _capture(adapter, windows, config, device)
+        timings["capture_s"] = time.perf_counter() - captured
+    visitor = MaskPruner(method, pattern, layer_sparsity)
     run_layers(
         adapter,
         visitor,
@@ -122,7 +146,7 @@ def prune_with_masks(
     if device.type == "cuda":
         memory["cuda_peak_bytes"] = float(torch.cuda.max_memory_allocated(device))
     del inputs
-    report = measure_sparsity(adapter, pattern, sparsity, skipped)
+    report = measure_sparsity(adapter, pattern, layer_sparsity, expected=visitor.pruned)
     if verify:
         verify_sparsity(report, pattern)
     return PruneReport(
@@ -131,6 +155,7 @@ def prune_with_masks(
         target_sparsity=sparsity,
         skipped_layers=sorted(skipped),
         sparsity=report,
+        layer_sparsity=layer_sparsity,
         timings=timings,
         memory=memory,
     )

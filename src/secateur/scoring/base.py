@@ -1,21 +1,27 @@
-"""The Scorer interface: (weight, statistics) -> importance per weight.
-
-Scorers are pure functions of tensors. A scorer that needs calibration activations says so with
-`needs_activations`; the pipeline then collects input statistics for it, layer by layer.
-"""
+"""Score-based methods: rank the weights, let the pattern choose the mask, zero the rest."""
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import torch
+from torch import nn
 
-from secateur.calibration.stats import InputStats
+from secateur.calibration.stats import InputCollector
+from secateur.patterns.base import Pattern
 
 
-class Scorer(Protocol):
-    needs_activations: bool
+class ScoreMethod:
+    """Base for methods that only rank weights: the pattern turns scores into the mask."""
 
-    def score(self, weight: torch.Tensor, stats: InputStats | None) -> torch.Tensor:
-        """weight: (out, in) in any float dtype -> fp32 scores (out, in); higher = more important."""
-        ...
+    needs_activations = False
+
+    def collector(self, linears: dict[str, nn.Linear]) -> InputCollector | None:
+        return None
+
+    def score(self, weight: torch.Tensor, stats) -> torch.Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def prune(self, linear: nn.Linear, stats, pattern: Pattern, sparsity: float) -> torch.Tensor:
+        keep = pattern.mask(self.score(linear.weight, stats), sparsity)
+        linear.weight.masked_fill_(~keep, 0)
+        return keep

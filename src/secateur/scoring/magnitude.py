@@ -6,14 +6,14 @@ from dataclasses import dataclass
 
 import torch
 
-from secateur.calibration.stats import InputStats
 from secateur.registry import register
+from secateur.scoring.base import ScoreMethod
 
 
 @register("method", "magnitude")
 @dataclass(frozen=True)
-class Magnitude:
+class Magnitude(ScoreMethod):
     needs_activations = False
 
-    def score(self, weight: torch.Tensor, stats: InputStats | None = None) -> torch.Tensor:
+    def score(self, weight: torch.Tensor, stats=None) -> torch.Tensor:
         return weight.detach().abs().float()

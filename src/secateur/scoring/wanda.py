@@ -11,16 +11,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
-from secateur.calibration.stats import InputStats
+from secateur.calibration.stats import InputCollector, InputStats
 from secateur.errors import SecateurError
 from secateur.registry import register
+from secateur.scoring.base import ScoreMethod
 
 
 @register("method", "wanda")
 @dataclass(frozen=True)
-class Wanda:
+class Wanda(ScoreMethod):
     needs_activations = True
+
+    def collector(self, linears: dict[str, nn.Linear]) -> InputCollector:
+        return InputCollector(linears, InputStats.for_module)
 
     def score(self, weight: torch.Tensor, stats: InputStats | None) -> torch.Tensor:
         if stats is None:
