@@ -9,7 +9,7 @@ from secateur import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from secateur.cli import catalogue, eval, prune
+    from secateur.cli import catalogue, compare, eval, prune
 
     parser = argparse.ArgumentParser(
         prog="secateur", description="Prune Hugging Face causal language models, measure what it cost."
@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     prune.add_parser(subparsers)
     eval.add_parser(subparsers)
+    compare.add_parser(subparsers)
     catalogue.add_parsers(subparsers)
     return parser
 

@@ -42,6 +42,7 @@ def add_config_arguments(
     dest_prefix: str,
     *,
     flags: dict[str, list[str]] | None = None,
+    skip: tuple[str, ...] = (),
 ) -> None:
     """Add one flag per field of dataclass `cls`; dest is '<dest_prefix>.<field>'.
 
@@ -50,7 +51,7 @@ def add_config_arguments(
     """
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        if f.metadata.get("help") is None:
+        if f.metadata.get("help") is None or f.name in skip:
             continue  # nested configs are added by their own call
         kind = _value_type(hints[f.name])
         # --no-x negations make snake_case twins of boolean flags noise, so those get none.

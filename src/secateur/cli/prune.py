@@ -63,14 +63,14 @@ def build_recipe(args: argparse.Namespace, note=print) -> PruneRecipe:
                 f"--block-size {block_size} asks for block:{block_size}, but --pattern is {given}"
             )
         data["prune"]["pattern"] = f"block:{block_size}"
-    message = None if args.recipe else _apply_demo_sizes(data)
+    message = None if args.recipe else apply_demo_sizes(data)
     recipe = from_dict(PruneRecipe, data)
     if message:  # only once the recipe is valid, so a bad flag gets exactly one line
         note(message)
     return recipe
 
 
-def _apply_demo_sizes(data: dict) -> str | None:
+def apply_demo_sizes(data: dict) -> str | None:
     """Embedded models get demo-sized calibration unless the user chose sizes; returns the notice."""
     from secateur.models.embedded import embedded_model
 

@@ -85,6 +85,20 @@ def _capture(adapter, windows, config, device) -> LayerInputs:
     )
 
 
+def _owl_targets(adapter, config, windows, owl, sparsity, targeted, device, show_progress, shared) -> dict:
+    """Per-layer sparsity from outlier ratios measured on the dense model (cached in `shared`)."""
+    owl.check(sparsity)
+    key = ("owl-ratios", owl.outlier_multiple, targeted)
+    if key not in shared:
+        inputs = _capture(adapter, windows, config, device)
+        shared[key] = measure_outlier_ratios(
+            adapter, inputs, targeted, owl.outlier_multiple, device, show_progress
+        )
+    layers = adapter.decoder_layers()
+    sizes = {i: sum(m.weight.numel() for m in adapter.linears(layers[i]).values()) for i in targeted}
+    return allocate(shared[key], sizes, sparsity, owl.spread)
+
+
 def prune_with_masks(
     adapter: ModelAdapter,
     config: PruneConfig,
@@ -92,8 +106,13 @@ def prune_with_masks(
     *,
     show_progress: bool = True,
     verify: bool = True,
+    shared: dict | None = None,
 ) -> PruneReport:
-    """Prune `adapter.model` in place. windows: (nsamples, seqlen) int64, needed by data-aware methods."""
+    """Prune `adapter.model` in place. windows: (nsamples, seqlen) int64, needed by data-aware methods.
+
+    `shared`: a dict kept across several prunes of the same dense model on the same windows
+    (`secateur compare`); what depends only on those (OWL's outlier ratios) is computed once.
+    """
     method = build_method(config.method, config)
     pattern = parse_pattern(config.pattern)
     sparsity = pattern.resolve_sparsity(config.sparsity)
@@ -112,18 +131,17 @@ def prune_with_masks(
     start = time.perf_counter()
     layer_sparsity = dict.fromkeys(targeted, sparsity)
     if owl is not None:
-        owl.check(sparsity)
-        ratios = measure_outlier_ratios(
+        layer_sparsity = _owl_targets(
             adapter,
-            _capture(adapter, windows, config, device),
+            config,
+            windows,
+            owl,
+            sparsity,
             targeted,
-            owl.outlier_multiple,
             device,
             show_progress,
+            {} if shared is None else shared,
         )
-        layers = adapter.decoder_layers()
-        sizes = {i: sum(m.weight.numel() for m in adapter.linears(layers[i]).values()) for i in targeted}
-        layer_sparsity = allocate(ratios, sizes, sparsity, owl.spread)
         timings["owl_s"] = time.perf_counter() - start
     inputs = None
     if method.needs_activations:

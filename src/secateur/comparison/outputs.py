@@ -1,0 +1,114 @@
+"""The files `secateur compare` writes: comparison.md / .csv / .json and a perplexity plot."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from secateur.comparison.run import CompareResult
+from secateur.evaluation.summary import format_table
+from secateur.export.save import atomic_output_dir
+
+COLUMNS = [
+    "recipe",
+    "method",
+    "pattern",
+    "target",
+    "actual",
+    "perplexity",
+    "vs dense",
+    "vs dense %",
+    "vs first",
+    "vs first %",
+    "prune s",
+]
+
+
+def table_rows(result: CompareResult) -> list[list[str]]:
+    rows = [
+        ["dense", "-", "-", "0.0000", "0.0000", f"{result.dense.perplexity:.3f}", "-", "-", "-", "-", "-"]
+    ]
+    for r in result.table():
+        rows.append(
+            [
+                r["name"],
+                r["method"],
+                r["pattern"] + (f" owl={r['owl']}" if r["owl"] else ""),
+                f"{r['target_sparsity']:.4f}",
+                f"{r['actual_sparsity']:.4f}",
+                f"{r['perplexity']:.3f}",
+                f"{r['vs_dense']:+.3f}",
+                f"{r['vs_dense_pct']:+.1f}%",
+                f"{r['vs_first']:+.3f}",
+                f"{r['vs_first_pct']:+.1f}%",
+                f"{r['prune_s']:.1f}",
+            ]
+        )
+    return rows
+
+
+def markdown(result: CompareResult) -> str:
+    cal, ev = result.calibration, result.evaluation
+    return "\n".join(
+        [
+            f"# secateur compare: {result.model}",
+            "",
+            f"Calibration: {cal.dataset}, {cal.nsamples} x {cal.seqlen} tokens, seed {cal.seed} "
+            "(shared by every recipe).",
+            f"Perplexity: {ev['dataset']} test split, {ev['windows']} windows x {ev['seqlen']} tokens.",
+            "",
+            format_table(COLUMNS, table_rows(result)),
+            "",
+        ]
+    )
+
+
+def plot(result: CompareResult, path: Path) -> bool:
+    """Perplexity against sparsity, a line per method+pattern; only when some series has 2+ points."""
+    series: dict[str, list[tuple[float, float]]] = {}
+    for row in result.rows:
+        label = f"{row.method} {row.pattern}" + (" OWL" if row.owl else "")
+        series.setdefault(label, []).append((row.target_sparsity, row.perplexity))
+    if not any(len(points) > 1 for points in series.values()):
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for label, points in sorted(series.items()):
+        points.sort()
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+    ax.axhline(result.dense.perplexity, color="grey", linestyle="--", label="dense")
+    ax.set_yscale("log")
+    ax.set_xlabel("sparsity")
+    ax.set_ylabel(f"perplexity ({Path(result.evaluation['dataset']).name}, log scale)")
+    ax.set_title(f"{Path(result.model).name}: perplexity vs sparsity")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def write_outputs(result: CompareResult, out: str | Path, overwrite: bool) -> Path:
+    with atomic_output_dir(out, overwrite) as tmp:
+        (tmp / "comparison.md").write_text(markdown(result))
+        with (tmp / "comparison.csv").open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(COLUMNS)
+            writer.writerows(table_rows(result))
+        data = {
+            "model": result.model,
+            "calibration": asdict(result.calibration),
+            "evaluation": result.evaluation,
+            "dense": result.dense.to_dict(),
+            "rows": result.table(),
+        }
+        (tmp / "comparison.json").write_text(json.dumps(data, indent=2) + "\n")
+        plot(result, tmp / "perplexity_vs_sparsity.png")
+    return Path(out)

@@ -1,0 +1,133 @@
+"""Recipe strings for `secateur compare`: METHOD:PATTERN[:SPARSITY][:key=value...].
+
+    wanda:unstructured:0.5    wanda:block16:0.5    sparsegpt:2:4    wanda:unstructured:0.7:owl=5,0.08
+
+A YAML/JSON file instead holds a list of mappings with PruneConfig fields (plus an optional
+`name`). Every recipe is checked before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from secateur.config import PruneConfig, from_dict
+from secateur.errors import SecateurError
+from secateur.patterns.parse import parse_pattern
+from secateur.registry import REGISTRY
+
+_PRUNE_FIELDS = {f.name for f in dataclasses.fields(PruneConfig)}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    config: PruneConfig
+
+
+def _split_pattern(tokens: list[str], text: str) -> tuple[str, list[str]]:
+    """The pattern may span two tokens (2:4, block:16): take the longest that parses."""
+    for width in (2, 1):
+        candidate = ":".join(tokens[:width])
+        if len(tokens) < width:
+            continue
+        try:
+            parse_pattern(candidate)
+        except SecateurError:
+            continue
+        return candidate, tokens[width:]
+    raise SecateurError(
+        f"recipe {text!r}: no pattern after the method; write e.g. wanda:unstructured:0.5 or sparsegpt:2:4"
+    )
+
+
+def parse_recipe(text: str, defaults: dict | None = None) -> Recipe:
+    """'wanda:block16:0.5' -> Recipe; `defaults` fill PruneConfig fields the string leaves out."""
+    tokens = [t.strip() for t in str(text).split(":")]
+    if len(tokens) < 2 or not tokens[0]:
+        raise SecateurError(f"recipe {text!r} does not parse: use METHOD:PATTERN[:SPARSITY], e.g. wanda:2:4")
+    method = tokens[0].lower()
+    if REGISTRY.find("method", method) is None:
+        raise SecateurError(
+            f"recipe {text!r}: unknown method {method!r}; "
+            f"choose one of: {', '.join(REGISTRY.names('method'))}"
+        )
+    pattern, rest = _split_pattern(tokens[1:], text)
+    values = {**(defaults or {}), "method": method, "pattern": pattern}
+    for token in rest:
+        if "=" in token:
+            key, _, value = token.partition("=")
+            key = key.strip().replace("-", "_")
+            if key not in _PRUNE_FIELDS:
+                raise SecateurError(
+                    f"recipe {text!r}: unknown setting {key!r}; known: {', '.join(sorted(_PRUNE_FIELDS))}"
+                )
+            values[key] = value.strip()
+            continue
+        try:
+            values["sparsity"] = float(token)
+        except ValueError:
+            raise SecateurError(f"recipe {text!r}: {token!r} is neither a sparsity nor key=value") from None
+    values = {k: _coerce(k, v) for k, v in values.items()}
+    return Recipe(str(text), from_dict(PruneConfig, values))
+
+
+def _coerce(key: str, value):
+    """Strings from recipe text become the field's type (int/float fields)."""
+    default = PruneConfig.__dataclass_fields__[key].default
+    if isinstance(value, str) and isinstance(default, (int, float)) and not isinstance(default, bool):
+        try:
+            return type(default)(value)
+        except ValueError:
+            raise SecateurError(f"recipe setting {key}={value!r} is not a {type(default).__name__}") from None
+    return value
+
+
+def load_recipe_file(path: Path, defaults: dict | None = None) -> list[Recipe]:
+    text = path.read_text()
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(text)
+    else:
+        data = json.loads(text)
+    if isinstance(data, dict):
+        data = data.get("recipes", data)
+    if not isinstance(data, list) or not data:
+        raise SecateurError(f"{path} must hold a list of recipes (strings or mappings of prune settings)")
+    recipes = []
+    for item in data:
+        if isinstance(item, str):
+            recipes.append(parse_recipe(item, defaults))
+            continue
+        if not isinstance(item, dict):
+            raise SecateurError(f"{path}: each recipe is a string or a mapping, got {item!r}")
+        item = dict(item)
+        name = str(item.pop("name", "")) or None
+        config = from_dict(PruneConfig, {**(defaults or {}), **item})
+        sparsity = "" if config.sparsity is None else f":{config.sparsity:g}"
+        recipes.append(Recipe(name or f"{config.method}:{config.pattern}{sparsity}", config))
+    return recipes
+
+
+def expand_sparsities(recipes: list[Recipe], sparsities: list[float]) -> list[Recipe]:
+    """Recipes that left the sparsity open run once per value; N:M ones keep their fixed one."""
+    if not sparsities:
+        return recipes
+    out = []
+    for recipe in recipes:
+        if recipe.config.sparsity is not None or _is_nm(recipe.config):
+            out.append(recipe)
+            continue
+        for s in sparsities:
+            config = dataclasses.replace(recipe.config, sparsity=s)
+            out.append(Recipe(f"{recipe.name}:{s:g}", config))
+    return out
+
+
+def _is_nm(config: PruneConfig) -> bool:
+    from secateur.patterns.nm import NM
+
+    return isinstance(config.pattern_object(), NM)

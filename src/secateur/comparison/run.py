@@ -1,0 +1,155 @@
+"""`secateur compare`: several recipes on one model, one calibration set, one dense baseline.
+
+The model is loaded once; its decoder Linears are snapshotted in CPU RAM and restored before each
+recipe, so every recipe starts from the same dense weights. Shared across recipes: the calibration
+windows, the tokenized evaluation windows, the dense perplexity, and what depends only on the dense
+model and those windows (OWL's outlier ratios). Per-layer pruning statistics beyond the first
+layer cannot be shared exactly: each recipe's pruned layers change what the next layers see.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from secateur.api import calibration_windows, check_seqlen, load_model
+from secateur.comparison.recipes import Recipe
+from secateur.config import CalibrationConfig, EvalConfig
+from secateur.data.sources import resolve_source
+from secateur.data.tokens import eval_stream, eval_windows
+from secateur.devices import resolve_device
+from secateur.evaluation.perplexity import PerplexityResult, perplexity
+from secateur.export.save import check_output_dir
+from secateur.models.adapter import ModelAdapter
+from secateur.pruning.masking import prune_with_masks
+
+
+@dataclass
+class CompareRow:
+    name: str
+    method: str
+    pattern: str
+    target_sparsity: float
+    actual_sparsity: float
+    perplexity: float
+    prune_s: float
+    owl: str | None = None
+
+
+@dataclass
+class CompareResult:
+    model: str
+    calibration: CalibrationConfig
+    evaluation: dict
+    dense: PerplexityResult
+    rows: list[CompareRow] = field(default_factory=list)
+
+    def table(self) -> list[dict]:
+        """Rows with the changes against the dense model and against the first recipe."""
+        first = self.rows[0].perplexity if self.rows else None
+        out = []
+        for row in self.rows:
+            base = self.dense.perplexity
+            out.append(
+                {
+                    **asdict(row),
+                    "vs_dense": row.perplexity - base,
+                    "vs_dense_pct": 100 * (row.perplexity - base) / base,
+                    "vs_first": row.perplexity - first,
+                    "vs_first_pct": 100 * (row.perplexity - first) / first,
+                }
+            )
+        return out
+
+
+class WeightSnapshot:
+    """CPU copies of every decoder Linear's weight, to put the dense model back between recipes."""
+
+    def __init__(self, adapter: ModelAdapter) -> None:
+        self.pairs = [
+            (linear, linear.weight.detach().to("cpu", copy=True))
+            for layer in adapter.decoder_layers()
+            for linear in adapter.linears(layer).values()
+        ]
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        for linear, saved in self.pairs:
+            linear.weight.copy_(saved)
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def run_compare(
+    model: str,
+    recipes: list[Recipe],
+    calibration: CalibrationConfig,
+    evaluation: EvalConfig,
+    *,
+    dtype: str = "auto",
+    out: str | None = None,
+    overwrite: bool = False,
+    show_progress: bool = True,
+    note: Callable[[str], None] = _stderr,
+) -> CompareResult:
+    if out is not None:
+        check_output_dir(out, overwrite)
+    device = resolve_device(recipes[0].config.device)
+    loaded = load_model(model, dtype, recipes[0].config.device)
+    eval_seqlen = evaluation.seqlen or calibration.seqlen
+    check_seqlen(loaded.adapter, calibration.seqlen)
+    check_seqlen(loaded.adapter, eval_seqlen, "--eval-seqlen")
+    windows = calibration_windows(loaded.tokenizer, calibration)
+    eval_name = evaluation.dataset or calibration.dataset
+    stream = eval_stream(loaded.tokenizer, resolve_source(eval_name))
+    test = eval_windows(stream, eval_seqlen, evaluation.max_windows, f"of {eval_name!r}")
+
+    def measure() -> PerplexityResult:
+        return perplexity(
+            loaded.adapter,
+            test,
+            batch_size=evaluation.batch_size,
+            device=device,
+            dataset=eval_name,
+            show_progress=show_progress,
+        )
+
+    dense = measure()
+    note(f"dense perplexity on {eval_name}: {dense.perplexity:.3f}")
+    result = CompareResult(
+        model, calibration, {"dataset": eval_name, "seqlen": eval_seqlen, "windows": dense.windows}, dense
+    )
+    snapshot, shared = WeightSnapshot(loaded.adapter), {}
+    for recipe in recipes:
+        snapshot.restore()
+        started = time.perf_counter()
+        report = prune_with_masks(
+            loaded.adapter, recipe.config, windows, show_progress=show_progress, shared=shared
+        )
+        prune_s = time.perf_counter() - started
+        ppl = measure()
+        note(f"{recipe.name}: sparsity {report.sparsity.actual:.4f}, perplexity {ppl.perplexity:.3f}")
+        result.rows.append(
+            CompareRow(
+                recipe.name,
+                report.method,
+                report.pattern,
+                report.target_sparsity,
+                report.sparsity.actual,
+                ppl.perplexity,
+                prune_s,
+                recipe.config.owl,
+            )
+        )
+    snapshot.restore()
+    if out is not None:
+        from secateur.comparison.outputs import write_outputs
+
+        write_outputs(result, out, overwrite)
+    return result
