@@ -19,6 +19,8 @@ _LAZY = {
     "calibration_windows": "secateur.api",
     "run_prune": "secateur.api",
     "save_pruned": "secateur.api",
+    "run_compare": "secateur.comparison.run",
+    "parse_recipe": "secateur.comparison.recipes",
     "PruneConfig": "secateur.config",
     "CalibrationConfig": "secateur.config",
     "EvalConfig": "secateur.config",
@@ -37,6 +39,8 @@ if TYPE_CHECKING:  # pragma: no cover
         run_prune,
         save_pruned,
     )
+    from secateur.comparison.recipes import parse_recipe  # noqa: F401
+    from secateur.comparison.run import run_compare  # noqa: F401
     from secateur.config import CalibrationConfig, EvalConfig, PruneConfig, PruneRecipe  # noqa: F401
     from secateur.errors import SecateurError  # noqa: F401
 

@@ -65,12 +65,20 @@ def markdown(result: CompareResult) -> str:
     )
 
 
+_MARKERS = "osD^v<>pPhX*"
+
+
 def plot(result: CompareResult, path: Path) -> bool:
-    """Perplexity against sparsity, a line per method+pattern; only when some series has 2+ points."""
-    series: dict[str, list[tuple[float, float]]] = {}
+    """Perplexity against sparsity, a line per method+pattern; only when some series has 2+ points.
+
+    Colour tells the method, marker the pattern, a dashed line OWL; the legend sits outside the axes
+    so that twenty series stay readable.
+    """
+    series: dict[tuple[str, str, bool], list[tuple[float, float]]] = {}
     for row in result.rows:
-        label = f"{row.method} {row.pattern}" + (" OWL" if row.owl else "")
-        series.setdefault(label, []).append((row.target_sparsity, row.perplexity))
+        series.setdefault((row.method, row.pattern, bool(row.owl)), []).append(
+            (row.target_sparsity, row.perplexity)
+        )
     if not any(len(points) > 1 for points in series.values()):
         return False
     import matplotlib
@@ -78,17 +86,27 @@ def plot(result: CompareResult, path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    for label, points in sorted(series.items()):
+    methods = sorted({key[0] for key in series})
+    patterns = sorted({key[1] for key in series})
+    colours = plt.get_cmap("tab10")
+    fig, ax = plt.subplots(figsize=(9, 5), dpi=120)
+    for (method, pattern, owl), points in sorted(series.items()):
         points.sort()
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
-    ax.axhline(result.dense.perplexity, color="grey", linestyle="--", label="dense")
+        ax.plot(
+            [p[0] for p in points],
+            [p[1] for p in points],
+            color=colours(methods.index(method) % 10),
+            marker=_MARKERS[patterns.index(pattern) % len(_MARKERS)],
+            linestyle="--" if owl else "-",
+            label=f"{method} {pattern}" + (" OWL" if owl else ""),
+        )
+    ax.axhline(result.dense.perplexity, color="grey", linestyle=":", label="dense")
     ax.set_yscale("log")
     ax.set_xlabel("sparsity")
     ax.set_ylabel(f"perplexity ({Path(result.evaluation['dataset']).name}, log scale)")
     ax.set_title(f"{Path(result.model).name}: perplexity vs sparsity")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
