@@ -20,6 +20,12 @@ _LAZY = {
     "run_prune": "secateur.api",
     "save_pruned": "secateur.api",
     "run_compare": "secateur.comparison.run",
+    "run_finetune": "secateur.api",
+    "finetune": "secateur.recovery.finetune",
+    "run_progressive": "secateur.recovery.progressive",
+    "FinetuneConfig": "secateur.recovery.config",
+    "FinetuneRecipe": "secateur.recovery.config",
+    "ProgressiveRecipe": "secateur.recovery.config",
     "parse_recipe": "secateur.comparison.recipes",
     "PruneConfig": "secateur.config",
     "CalibrationConfig": "secateur.config",
@@ -36,6 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
         evaluate,
         load_model,
         prune,
+        run_finetune,
         run_prune,
         save_pruned,
     )
@@ -43,6 +50,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from secateur.comparison.run import run_compare  # noqa: F401
     from secateur.config import CalibrationConfig, EvalConfig, PruneConfig, PruneRecipe  # noqa: F401
     from secateur.errors import SecateurError  # noqa: F401
+    from secateur.recovery.config import FinetuneConfig, FinetuneRecipe, ProgressiveRecipe  # noqa: F401
+    from secateur.recovery.finetune import finetune  # noqa: F401
+    from secateur.recovery.progressive import run_progressive  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

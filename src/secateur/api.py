@@ -150,30 +150,12 @@ def run_prune(
     loaded = load_model(recipe.model, recipe.dtype, recipe.prune.device)
     note(f"loaded {recipe.model} ({loaded.location}) in {time.perf_counter() - started:.1f}s")
     evaluation = recipe.evaluation
-    eval_seqlen = evaluation.seqlen or recipe.calibration.seqlen
     check_seqlen(loaded.adapter, recipe.calibration.seqlen)
-    check_seqlen(loaded.adapter, eval_seqlen, "--eval-seqlen")
-
     windows = calibration_windows(loaded.tokenizer, recipe.calibration) if needs_activations else None
-    eval_set = None
-    if evaluation.enabled:
-        eval_name = evaluation.dataset or recipe.calibration.dataset
-        stream = eval_stream(loaded.tokenizer, resolve_source(eval_name))
-        eval_set = (eval_name, eval_windows(stream, eval_seqlen, evaluation.max_windows, f"of {eval_name!r}"))
-
-    def measure(label: str) -> PerplexityResult | None:
-        if eval_set is None:
-            return None
-        result = perplexity(
-            loaded.adapter,
-            eval_set[1],
-            batch_size=evaluation.batch_size,
-            device=device,
-            dataset=eval_set[0],
-            show_progress=show_progress,
-        )
-        note(f"perplexity ({label}) on {eval_set[0]}: {result.perplexity:.3f} ({result.seconds:.1f}s)")
-        return result
+    eval_name = evaluation.dataset or recipe.calibration.dataset
+    measure = perplexity_meter(
+        loaded, evaluation, eval_name, recipe.calibration.seqlen, device, show_progress, note
+    )
 
     dense = measure("dense") if evaluation.dense else None
     report = prune_with_masks(loaded.adapter, recipe.prune, windows, show_progress=show_progress)
@@ -183,8 +165,25 @@ def run_prune(
     manifest = build_manifest(recipe, loaded, report, dense, pruned, argv, time.perf_counter() - started)
     out = None
     if recipe.out is not None:
-        out = save_checkpoint(loaded.model, loaded.tokenizer, recipe.out, manifest, recipe.overwrite)
+        out = save_checkpoint(
+            loaded.model, loaded.tokenizer, recipe.out, manifest, recipe.overwrite, tier_files(report, recipe)
+        )
     return PruneRun(recipe, report, dense, pruned, out, manifest)
+
+
+def tier_files(report: PruneReport, recipe: PruneRecipe) -> Callable[[Path], None] | None:
+    """For --pattern tiered: a writer of tier_maps.safetensors and its heatmap, else None."""
+    if not report.tier_maps:
+        return None
+
+    def write(folder: Path) -> None:
+        from secateur.evaluation.tier_plot import plot_tier_maps
+        from secateur.export.tier_maps import TIER_MAPS, save_tier_maps
+
+        save_tier_maps(folder / TIER_MAPS, report.tier_maps, recipe.prune.pattern_object())
+        plot_tier_maps(report.tier_maps, folder / "tier_maps.png", f"{recipe.model}: {report.pattern}")
+
+    return write
 
 
 def build_manifest(recipe, loaded, report, dense, pruned, argv, seconds) -> dict:
@@ -216,3 +215,94 @@ def build_manifest(recipe, loaded, report, dense, pruned, argv, seconds) -> dict
         },
         "timings": {**report.timings, "total_s": seconds},
     }
+
+
+@dataclass
+class FinetuneRun:
+    """What `run_finetune` produced."""
+
+    recipe: object  # FinetuneRecipe
+    result: object  # FinetuneResult
+    before: PerplexityResult | None
+    after: PerplexityResult | None
+    out: Path | None
+    manifest: dict = field(default_factory=dict)
+
+
+def run_finetune(
+    recipe,
+    *,
+    show_progress: bool = True,
+    note: Callable[[str], None] = _stderr,
+    argv: list[str] | None = None,
+) -> FinetuneRun:
+    """Load, (evaluate), fine-tune (masked: zeros stay zero, verified), (evaluate), save."""
+    from secateur.recovery.finetune import finetune, is_main_process
+
+    started = time.perf_counter()
+    if recipe.out is not None:
+        check_output_dir(recipe.out, recipe.overwrite)
+    loaded = load_model(recipe.model, recipe.dtype)
+    device = resolve_device(None)
+    config = recipe.finetune
+    dataset = config.dataset or "lee"
+    check_seqlen(loaded.adapter, config.seqlen, "--train-seqlen")
+    evaluation = recipe.evaluation
+    measure = perplexity_meter(
+        loaded, evaluation, evaluation.dataset or dataset, config.seqlen, device, show_progress, note
+    )
+    before = measure("before") if evaluation.dense else None
+    result = finetune(
+        loaded.model,
+        loaded.tokenizer,
+        config,
+        dataset=dataset,
+        work_dir=Path(recipe.out).expanduser().parent if recipe.out else None,
+        show_progress=show_progress,
+    )
+    note(
+        f"fine-tuned {result.steps} steps in {result.seconds:.1f}s; "
+        f"{result.masked_weights:,} pruned weights held at zero"
+    )
+    after = measure("after")
+    manifest = {
+        "secateur_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": argv,
+        "finetune_recipe": to_dict(recipe),
+        "finetune": result.to_dict(),
+        "perplexity": {
+            "before": before.to_dict() if before else None,
+            "after": after.to_dict() if after else None,
+        },
+        "timings": {"total_s": time.perf_counter() - started},
+    }
+    out = None
+    if recipe.out is not None and is_main_process():  # under `accelerate launch`, rank 0 writes
+        out = save_checkpoint(loaded.model, loaded.tokenizer, recipe.out, manifest, recipe.overwrite)
+    return FinetuneRun(recipe, result, before, after, out, manifest)
+
+
+def perplexity_meter(loaded, evaluation, dataset, default_seqlen, device, show_progress, note):
+    """A function label -> PerplexityResult on the eval windows (or None when evaluation is off)."""
+    if not evaluation.enabled:
+        return lambda label: None
+    seqlen = evaluation.seqlen or default_seqlen
+    check_seqlen(loaded.adapter, seqlen, "--eval-seqlen")
+    windows = eval_windows(
+        eval_stream(loaded.tokenizer, resolve_source(dataset)), seqlen, evaluation.max_windows, dataset
+    )
+
+    def measure(label: str) -> PerplexityResult:
+        result = perplexity(
+            loaded.adapter,
+            windows,
+            batch_size=evaluation.batch_size,
+            device=device,
+            dataset=dataset,
+            show_progress=show_progress,
+        )
+        note(f"perplexity ({label}) on {dataset}: {result.perplexity:.3f} ({result.seconds:.1f}s)")
+        return result
+
+    return measure

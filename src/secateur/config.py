@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -80,7 +81,8 @@ class PruneConfig:
     )
     pattern: str = option(
         "unstructured",
-        "unstructured (ranked within each output row), N:M such as 2:4 or 4:8, or block:B (BxB tiles)",
+        "unstructured (ranked within each output row), N:M such as 2:4 or 4:8, block:B (BxB tiles), "
+        "or tiered[:B] (each BxB tile dense, N:M or top-k; see --tiers)",
         "--sparsity_type",
         "--sparsity-type",
     )
@@ -98,6 +100,13 @@ class PruneConfig:
         "(scores > M x mean) get less sparsity, within target +- lambda",
         metavar="M,LAMBDA",
     )
+    tiers: str | None = option(
+        None,
+        "tiered: fractions of tiles kept DENSE, made N:M, made TOPK, summing to 1 (default 0.35,0.45,0.20)",
+        metavar="DENSE,NM,TOPK",
+    )
+    topk: int = option(10, "tiered: weights kept in each TOPK tile (10 of 256 in a 16x16 tile)")
+    tier_nm: str = option("2:4", "tiered: the N:M pattern inside N:M tiles", metavar="N:M")
     blocksize: int = option(128, "sparsegpt: columns per lazy weight update")
     percdamp: float = option(0.01, "sparsegpt: Hessian dampening, as a fraction of its mean diagonal")
 
@@ -113,11 +122,19 @@ class PruneConfig:
             raise SecateurError(f"--percdamp must be >= 0, got {self.percdamp}")
         # Resolve now so a malformed pattern, an N:M/sparsity clash or a bad --owl fails before any work.
         sparsity = self.resolved_sparsity()
+        from secateur.patterns.tiered import Tiered
+
+        if not isinstance(self.pattern_object(), Tiered) and self.tiers is not None:
+            raise SecateurError(f"--tiers applies to --pattern tiered, not {self.pattern}: drop one")
+        if isinstance(self.pattern_object(), Tiered) and self.method == "sparsegpt":
+            raise SecateurError(
+                "--pattern tiered scores tiles with wanda or magnitude; sparsegpt is not supported"
+            )
         if self.owl is not None:
             from secateur.patterns.nm import NM
             from secateur.pruning.owl import OwlSettings
 
-            if isinstance(self.pattern_object(), NM):
+            if isinstance(self.pattern_object(), (NM, Tiered)):
                 raise SecateurError(
                     f"--owl varies sparsity per layer; pattern {self.pattern} fixes it: drop one"
                 )
@@ -126,7 +143,7 @@ class PruneConfig:
     def pattern_object(self):
         from secateur.patterns.parse import parse_pattern
 
-        return parse_pattern(self.pattern)
+        return parse_pattern(self.pattern).configured(self)
 
     def resolved_sparsity(self) -> float:
         return self.pattern_object().resolve_sparsity(self.sparsity)
@@ -197,9 +214,10 @@ def from_dict(cls: type[C], data: dict[str, Any]) -> C:
         raise SecateurError(
             f"unknown field {unknown[0]!r} in {cls.__name__}; known fields: {', '.join(fields)}"
         )
+    hints = typing.get_type_hints(cls)
     values = {}
     for name, value in data.items():
-        target = fields[name].default_factory  # nested configs are the fields with a factory
+        target = hints[name]  # nested configs are the fields typed as a config dataclass
         if dataclasses.is_dataclass(target) and isinstance(target, type):
             value = from_dict(target, value)
         values[name] = value

@@ -22,6 +22,7 @@ _BUILTIN_MODULES = (
     "secateur.patterns.unstructured",
     "secateur.patterns.nm",
     "secateur.patterns.block",
+    "secateur.patterns.tiered",
     "secateur.models.architectures",
     "secateur.models.embedded",
     "secateur.data.embedded",

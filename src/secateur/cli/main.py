@@ -9,7 +9,7 @@ from secateur import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from secateur.cli import catalogue, compare, eval, prune
+    from secateur.cli import catalogue, compare, eval, finetune, progressive, prune
 
     parser = argparse.ArgumentParser(
         prog="secateur", description="Prune Hugging Face causal language models, measure what it cost."
@@ -19,6 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_parser(subparsers)
     eval.add_parser(subparsers)
     compare.add_parser(subparsers)
+    finetune.add_parser(subparsers)
+    progressive.add_parser(subparsers)
     catalogue.add_parsers(subparsers)
     return parser
 

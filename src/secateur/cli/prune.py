@@ -39,7 +39,7 @@ def add_parser(subparsers) -> None:
         type=int,
         metavar="B",
         dest="block_size",
-        help="shorthand for --pattern block:B (BxB tiles), as the block-wise Wanda scripts spell it",
+        help="tile size B: shorthand for --pattern block:B, or tiered:B with --pattern tiered",
     )
     output = parser.add_argument_group("reports")
     output.add_argument(
@@ -57,12 +57,14 @@ def build_recipe(args: argparse.Namespace, note=print) -> PruneRecipe:
         data[name] = {**data.get(name, {}), **collect(args, name)}
     block_size = getattr(args, "block_size", None)
     if block_size is not None:
-        given = data["prune"].get("pattern")
-        if given is not None and not str(given).replace(" ", "").lower().startswith("block"):
+        given = str(data["prune"].get("pattern") or "block").replace(" ", "").lower()
+        kind = "tiered" if given.startswith("tiered") else "block"
+        if not given.startswith(kind):
             raise SecateurError(
-                f"--block-size {block_size} asks for block:{block_size}, but --pattern is {given}"
+                f"--block-size {block_size} asks for block:{block_size} (or tiered:{block_size} with "
+                f"--pattern tiered), but --pattern is {given}"
             )
-        data["prune"]["pattern"] = f"block:{block_size}"
+        data["prune"]["pattern"] = f"{kind}:{block_size}"
     message = None if args.recipe else apply_demo_sizes(data)
     recipe = from_dict(PruneRecipe, data)
     if message:  # only once the recipe is valid, so a bad flag gets exactly one line

@@ -37,6 +37,10 @@ def prune_summary(run) -> str:
         )
     if run.dense is not None and run.pruned is not None:
         rows.append(["perplexity change", change(run.dense.perplexity, run.pruned.perplexity)])
+    tiers = report.tier_summary()
+    if tiers:
+        shares = " / ".join(f"{percent(tiers[t])} {t}" for t in ("dense", "nm", "topk"))
+        rows.insert(1, ["tiles (dense / N:M / top-k)", shares])
     if recipe.prune.owl:
         rows.insert(1, ["OWL (M, lambda)", recipe.prune.owl])
     if run.out is not None:
@@ -47,8 +51,11 @@ def prune_summary(run) -> str:
 
 def layer_table(per_layer: list[dict]) -> str:
     """Per-layer target vs actual sparsity; tiles kept/pruned for block patterns."""
-    tiled = any("tiles" in row for row in per_layer)
-    headers = ["layer", "target", "actual", "zeros", "weights"] + (["tiles pruned", "tiles"] if tiled else [])
+    tiered = any("tiles_topk" in row for row in per_layer)
+    tiled = not tiered and any("tiles" in row for row in per_layer)
+    headers = ["layer", "target", "actual", "zeros", "weights"]
+    headers += ["tiles pruned", "tiles"] if tiled else []
+    headers += ["dense tiles", "N:M tiles", "top-k tiles"] if tiered else []
     rows = []
     for row in per_layer:
         cells = [
@@ -60,5 +67,7 @@ def layer_table(per_layer: list[dict]) -> str:
         ]
         if tiled:
             cells += [f"{row.get('tiles_pruned', 0):,}", f"{row.get('tiles', 0):,}"]
+        if tiered:
+            cells += [f"{row.get(f'tiles_{tier}', 0):,}" for tier in ("dense", "nm", "topk")]
         rows.append(cells)
     return format_table(headers, rows)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -61,9 +61,21 @@ def atomic_output_dir(out: str | Path, overwrite: bool) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def save_checkpoint(model, tokenizer, out: str | Path, manifest: dict, overwrite: bool = False) -> Path:
-    """safetensors + config + tokenizer + secateur.json, loadable with plain from_pretrained."""
+def save_checkpoint(
+    model,
+    tokenizer,
+    out: str | Path,
+    manifest: dict,
+    overwrite: bool = False,
+    extra: Callable[[Path], None] | None = None,
+) -> Path:
+    """safetensors + config + tokenizer + secateur.json, loadable with plain from_pretrained.
+
+    `extra(folder)` writes further files (tier maps, plots) into the folder before it is renamed.
+    """
     with atomic_output_dir(out, overwrite) as tmp:
+        if extra is not None:
+            extra(tmp)
         model.save_pretrained(tmp)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)

@@ -39,6 +39,10 @@ class Pattern(ABC):
     def pruned_per_matrix(self, shape: tuple[int, int], sparsity: float) -> int:
         """How many weights `mask` removes from a matrix of this shape (the verification target)."""
 
+    def configured(self, config: object) -> Pattern:
+        """This pattern with the settings it reads from a PruneConfig (tiered: --tiers, --topk)."""
+        return self
+
     def check_shape(self, shape: tuple[int, ...], name: str) -> None:  # noqa: B027 - optional hook
         """Raise SecateurError if a matrix of this shape cannot take the pattern."""
 

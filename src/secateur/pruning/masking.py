@@ -20,10 +20,11 @@ from secateur.errors import SecateurError
 from secateur.evaluation.sparsity import SparsityReport, measure_sparsity, verify_sparsity
 from secateur.models.adapter import ModelAdapter
 from secateur.patterns.base import Pattern
-from secateur.patterns.parse import parse_pattern
+from secateur.patterns.tiered import Tiered, tier_shares
 from secateur.pruning.layers import resolve_skip_layers
 from secateur.pruning.method import PruningMethod, build_method
 from secateur.pruning.owl import OwlSettings, allocate, measure_outlier_ratios
+from secateur.pruning.tiered import TierPruner, TierState, layer_statistics
 
 
 @dataclass
@@ -38,9 +39,17 @@ class PruneReport:
     layer_sparsity: dict[int, float] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     memory: dict[str, float] = field(default_factory=dict)
+    tier_maps: dict[str, torch.Tensor] | None = None  # tiered pattern: int8 tier per tile, by module
+
+    def tier_summary(self) -> dict | None:
+        """Share of tiles in each tier over all tiered modules (None for other patterns)."""
+        if not self.tier_maps:
+            return None
+        return tier_shares(torch.cat([m.flatten() for m in self.tier_maps.values()]))
 
     def to_dict(self) -> dict:
         return {
+            "tiers": self.tier_summary(),
             "method": self.method,
             "pattern": self.pattern,
             "target_sparsity": self.target_sparsity,
@@ -68,11 +77,7 @@ class MaskPruner:
             return
         for role, linear in ctx.linears.items():
             self.pattern.check_shape(tuple(linear.weight.shape), f"{ctx.name} {role}_proj")
-        stats: dict = {}
-        collector = self.method.collector(ctx.linears)
-        if collector is not None:
-            with collector.attached() as stats:
-                ctx.observe(stop_after=list(ctx.linears.values())[-1])
+        stats = layer_statistics(self.method, ctx)
         for role, linear in ctx.linears.items():
             keep = self.method.prune(linear, stats.get(role), self.pattern, sparsity)
             self.pruned[(ctx.index, role)] = int((~keep).sum())
@@ -107,14 +112,16 @@ def prune_with_masks(
     show_progress: bool = True,
     verify: bool = True,
     shared: dict | None = None,
+    tier_state: TierState | None = None,
 ) -> PruneReport:
     """Prune `adapter.model` in place. windows: (nsamples, seqlen) int64, needed by data-aware methods.
 
     `shared`: a dict kept across several prunes of the same dense model on the same windows
     (`secateur compare`); what depends only on those (OWL's outlier ratios) is computed once.
+    `tier_state`: for --pattern tiered, the tier maps to start from (a progressive step) and to update.
     """
     method = build_method(config.method, config)
-    pattern = parse_pattern(config.pattern)
+    pattern = config.pattern_object()
     sparsity = pattern.resolve_sparsity(config.sparsity)
     skipped = resolve_skip_layers(config.skip_layers, adapter.num_layers())
     targeted = frozenset(range(adapter.num_layers())) - skipped
@@ -148,7 +155,12 @@ def prune_with_masks(
         captured = time.perf_counter()
         inputs = _capture(adapter, windows, config, device)
         timings["capture_s"] = time.perf_counter() - captured
-    visitor = MaskPruner(method, pattern, layer_sparsity)
+    if isinstance(pattern, Tiered):
+        tier_state = tier_state if tier_state is not None else TierState()
+        names = {i: adapter.linear_names(i) for i in targeted}
+        visitor = TierPruner(method, pattern, targeted, names, tier_state)
+    else:
+        visitor = MaskPruner(method, pattern, layer_sparsity)
     run_layers(
         adapter,
         visitor,
@@ -159,6 +171,8 @@ def prune_with_masks(
         propagate_last=False,
     )
     timings["prune_s"] = time.perf_counter() - start
+    if isinstance(visitor, TierPruner):
+        timings["retier_s"] = visitor.retier_seconds
 
     memory = {"activations_bytes": float(inputs.nbytes) if inputs is not None else 0.0}
     if device.type == "cuda":
@@ -176,4 +190,5 @@ def prune_with_masks(
         layer_sparsity=layer_sparsity,
         timings=timings,
         memory=memory,
+        tier_maps=tier_state.maps if isinstance(visitor, TierPruner) else None,
     )

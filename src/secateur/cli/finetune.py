@@ -1,0 +1,84 @@
+"""`secateur finetune`: causal-LM fine-tuning; with --masked, pruned weights stay exactly zero."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from secateur.cli.options import add_config_arguments, collect
+from secateur.config import EvalConfig, from_dict
+from secateur.errors import SecateurError
+from secateur.recovery.config import FinetuneConfig, FinetuneRecipe
+
+# Standalone, the training text is simply --dataset; perplexity before/after is "dense" = before.
+FINETUNE_FLAGS = {"dataset": ["--dataset", "--train-dataset", "--dataset_name"]}
+EVAL_FLAGS = {"dense": ["--eval-before"]}
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "finetune",
+        help="fine-tune a (pruned) model; --masked keeps pruned weights at zero",
+        description="Causal-LM fine-tuning with the Hugging Face Trainer "
+        "(several GPUs: run it under `accelerate launch`).",
+    )
+    add_config_arguments(parser, FinetuneRecipe, "recipe")
+    add_config_arguments(
+        parser.add_argument_group("training"), FinetuneConfig, "finetune", flags=FINETUNE_FLAGS
+    )
+    add_config_arguments(parser.add_argument_group("evaluation"), EvalConfig, "evaluation", flags=EVAL_FLAGS)
+    parser.add_argument("--json", metavar="FILE", help="write the run's manifest to FILE too")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or loss logs")
+    parser.set_defaults(run=run)
+
+
+def build_recipe(args: argparse.Namespace) -> FinetuneRecipe:
+    from secateur.models.embedded import embedded_model
+
+    data = collect(args, "recipe")
+    data["finetune"] = collect(args, "finetune")
+    data["evaluation"] = collect(args, "evaluation")
+    if data.get("out") is None:
+        raise SecateurError("finetune needs --out DIR for the fine-tuned checkpoint")
+    embedded = embedded_model(str(data.get("model", FinetuneRecipe.model)))
+    if embedded is not None:
+        data["finetune"].setdefault("seqlen", embedded.demo.seqlen)
+        if embedded.demo.eval_windows:
+            data["evaluation"].setdefault("max_windows", embedded.demo.eval_windows)
+    return from_dict(FinetuneRecipe, data)
+
+
+def run(args: argparse.Namespace) -> int:
+    from secateur.api import run_finetune
+    from secateur.evaluation.summary import format_table
+
+    recipe = build_recipe(args)
+    result = run_finetune(recipe, show_progress=not args.quiet, argv=sys.argv)
+    tuned = result.result
+    rows = [
+        ["steps", str(tuned.steps)],
+        ["training windows", f"{tuned.train_windows} x {recipe.finetune.seqlen}"],
+        [
+            "pruned weights held at zero",
+            f"{tuned.masked_weights:,}" + (" (verified)" if recipe.finetune.masked else ""),
+        ],
+        [
+            "train loss first -> last",
+            f"{tuned.first_loss or float('nan'):.4f} -> {tuned.last_loss or float('nan'):.4f}",
+        ],
+    ]
+    if tuned.best_eval_loss is not None:
+        rows.append(["best eval loss", f"{tuned.best_eval_loss:.4f}"])
+    if result.before is not None:
+        rows.append(["perplexity before", f"{result.before.perplexity:.3f}"])
+    if result.after is not None:
+        rows.append(["perplexity after", f"{result.after.perplexity:.3f}"])
+    rows.append(["time", f"{tuned.seconds:.1f}s"])
+    if result.out is not None:
+        rows.append(["saved to", str(result.out)])
+    print(format_table(["finetune", "value"], rows))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(result.manifest, handle, indent=2, default=str)
+    return 0

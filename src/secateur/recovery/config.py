@@ -1,0 +1,134 @@
+"""Recipes for recovery: masked fine-tuning and progressive three-tier schedules.
+
+Same conventions as `secateur.config`: frozen dataclasses whose field metadata are the CLI flags,
+checked when built. Aliases are the Hugging Face Trainer spellings (`--learning_rate`,
+`--gradient_accumulation_steps`, ...) that users of the older fine-tuning scripts type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from secateur.config import DTYPES, CalibrationConfig, EvalConfig, PruneConfig, option
+from secateur.errors import SecateurError
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Causal-LM fine-tuning with the Hugging Face Trainer (accelerate underneath)."""
+
+    dataset: str | None = option(
+        None,
+        "training text: embedded corpus, hub dataset or local .txt/.jsonl (default: the calibration "
+        "dataset, or lee); trains on its train split, measures eval loss on its test split",
+        "--dataset_name",
+        flag="--train-dataset",
+    )
+    seqlen: int = option(1024, "tokens per training window", flag="--train-seqlen")
+    epochs: float = option(
+        1.0, "passes over the training windows", "--num_train_epochs", "--num-train-epochs"
+    )
+    max_steps: int | None = option(None, "stop after this many optimizer steps (overrides --epochs)")
+    learning_rate: float = option(2e-5, "AdamW learning rate", "--lr")
+    batch_size: int = option(
+        4, "training windows per device per step", "--per_device_train_batch_size", flag="--train-batch-size"
+    )
+    grad_accum: int = option(
+        4,
+        "micro-batches per optimizer step",
+        "--gradient_accumulation_steps",
+        "--gradient-accumulation-steps",
+    )
+    weight_decay: float = option(0.0, "AdamW weight decay (pruned weights stay zero either way)")
+    warmup_steps: int = option(0, "linear learning-rate warm-up steps")
+    bf16: bool = option(False, "bf16 mixed precision where the device supports it (else fp32, with a note)")
+    gradient_checkpointing: bool = option(False, "recompute activations in the backward pass to save memory")
+    eval_steps: int | None = option(None, "measure eval loss every N steps (default: once per epoch)")
+    eval_loss_windows: int | None = option(None, "eval-loss windows from the test split (default: all)")
+    keep_best: bool = option(
+        True, "end with the checkpoint of lowest eval loss", "--load_best_model_at_end", flag="--keep-best"
+    )
+    masked: bool = option(False, "keep every zero weight of the decoder Linears exactly zero (pruned models)")
+    train_windows: int | None = option(
+        None, "use at most this many training windows (default: the whole split)"
+    )
+    logging_steps: int = option(10, "log the training loss every N steps")
+    seed: int = option(0, "seed for shuffling and initialisation", flag="--train-seed")
+
+    def __post_init__(self) -> None:
+        positive = {
+            "--train-seqlen": self.seqlen - 1,
+            "--train-batch-size": self.batch_size,
+            "--grad-accum": self.grad_accum,
+            "--logging-steps": self.logging_steps,
+        }
+        for flag, value in positive.items():
+            if value < 1:
+                raise SecateurError(
+                    f"{flag} is too small: must be at least {'2' if 'seqlen' in flag else '1'}"
+                )
+        if not self.epochs >= 0:
+            raise SecateurError(f"--epochs must be >= 0, got {self.epochs}")
+        if not self.learning_rate > 0:
+            raise SecateurError(f"--learning-rate must be > 0, got {self.learning_rate}")
+        for flag, value in (
+            ("--max-steps", self.max_steps),
+            ("--eval-steps", self.eval_steps),
+            ("--eval-loss-windows", self.eval_loss_windows),
+            ("--train-windows", self.train_windows),
+        ):
+            if value is not None and value < 1:
+                raise SecateurError(f"{flag} must be at least 1, got {value}")
+        if self.warmup_steps < 0 or self.weight_decay < 0:
+            raise SecateurError("--warmup-steps and --weight-decay must be >= 0")
+
+
+def _check_dtype(dtype: str) -> None:
+    if dtype not in DTYPES:
+        raise SecateurError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+
+
+@dataclass(frozen=True)
+class FinetuneRecipe:
+    """Everything `secateur finetune` does."""
+
+    model: str = option(
+        "smollm2-135m", "model to fine-tune: a pruned checkpoint folder, embedded name or hub id"
+    )
+    dtype: str = option("float32", "weights' dtype while training (use --bf16 for mixed precision)")
+    out: str | None = option(None, "output folder for the fine-tuned checkpoint")
+    overwrite: bool = option(False, "replace an existing --out folder")
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    evaluation: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        _check_dtype(self.dtype)
+
+
+@dataclass(frozen=True)
+class ProgressiveRecipe:
+    """Everything `secateur progressive` does: a schedule of tier mixes with fine-tuning between."""
+
+    model: str = option("smollm2-135m", "dense model to start from: embedded name, local folder or hub id")
+    schedule: str | None = option(
+        None, "CSV with columns iteration,dense,mid_2_4,topk,epochs (one row per iteration)"
+    )
+    dtype: str = option("float32", "weights' dtype (fine-tuning uses --bf16 for mixed precision)")
+    out: str | None = option(None, "output folder; iteration K writes iterK/ inside it")
+    overwrite: bool = option(False, "replace an existing --out folder (start over)")
+    resume: bool = option(False, "continue after the last completed iteration in --out")
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    prune: PruneConfig = field(default_factory=lambda: PruneConfig(pattern="tiered"))
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    evaluation: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        _check_dtype(self.dtype)
+        if self.resume and self.overwrite:
+            raise SecateurError("--resume continues a run and --overwrite starts over: pass one of them")
+        from secateur.patterns.tiered import Tiered
+
+        if not isinstance(self.prune.pattern_object(), Tiered):
+            raise SecateurError(f"progressive schedules use --pattern tiered[:B], not {self.prune.pattern}")
+        if self.prune.tiers is not None:
+            raise SecateurError("--tiers is set per iteration by the --schedule file; drop --tiers")

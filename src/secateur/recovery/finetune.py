@@ -1,0 +1,235 @@
+"""Causal-LM fine-tuning with the Hugging Face Trainer, optionally keeping pruned weights at zero.
+
+The Trainer brings what a home-made loop would not: accelerate underneath (so `accelerate launch`
+or `torchrun` runs it on several GPUs), gradient accumulation, bf16 autocast, gradient
+checkpointing, periodic evaluation and keeping the best checkpoint. Its checkpoints hold only the
+model (safetensors) and live in a scratch folder that is removed at the end; the result is written
+by secateur's own atomic save.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from secateur.data.sources import resolve_source
+from secateur.data.tokens import calibration_stream, eval_stream, eval_windows, tokenize
+from secateur.errors import SecateurError
+from secateur.models.adapter import ModelAdapter
+from secateur.recovery.config import FinetuneConfig
+from secateur.recovery.masks import WeightMasks
+
+
+@dataclass
+class FinetuneResult:
+    steps: int
+    train_windows: int
+    eval_windows: int
+    masked_weights: int  # pruned weights held at zero (0 when not --masked)
+    first_loss: float | None
+    last_loss: float | None
+    eval_losses: list[tuple[int, float]] = field(default_factory=list)  # (step, loss)
+    best_eval_loss: float | None = None
+    seconds: float = 0.0
+    bf16: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class WindowDataset(torch.utils.data.Dataset):
+    """(n, seqlen) token windows as causal-LM examples (labels = inputs; the model shifts them)."""
+
+    def __init__(self, windows: torch.Tensor) -> None:
+        self.windows = windows
+
+    def __len__(self) -> int:
+        return self.windows.shape[0]
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        ids = self.windows[index]
+        return {"input_ids": ids, "labels": ids, "attention_mask": torch.ones_like(ids)}
+
+
+def training_windows(tokenizer, dataset: str, seqlen: int, limit: int | None, seed: int) -> torch.Tensor:
+    """Non-overlapping windows of the train split (the Trainer shuffles them each epoch)."""
+    source = resolve_source(dataset)
+    if limit is None:
+        docs = source.documents("train")
+        if not docs:
+            raise SecateurError(f"dataset {dataset!r} has an empty train split; use another --train-dataset")
+        stream = tokenize(tokenizer, source.joiner.join(docs))
+    else:
+        stream = calibration_stream(tokenizer, source, limit * seqlen, seed)
+    count = stream.numel() // seqlen
+    if count == 0:
+        raise SecateurError(
+            f"the training text {dataset!r} has {stream.numel()} tokens, fewer than --train-seqlen {seqlen}: "
+            f"lower --train-seqlen or use more text"
+        )
+    count = min(count, limit) if limit else count
+    return stream[: count * seqlen].reshape(count, seqlen)
+
+
+def is_main_process() -> bool:
+    """Rank 0 under `accelerate launch`/`torchrun` (which set RANK), or a plain single process."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _scratch_dir(work_dir: str | Path | None) -> Path:
+    """The Trainer's checkpoint folder; under a multi-process launch every rank must see the same one
+    (the best checkpoint is reloaded by all of them), so it is named by the launch's run id."""
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID")
+    if run_id is None:
+        return Path(tempfile.mkdtemp(prefix=".secateur-train-", dir=work_dir))
+    scratch = Path(work_dir or tempfile.gettempdir()) / f".secateur-train-{run_id}"
+    scratch.mkdir(parents=True, exist_ok=True)
+    return scratch
+
+
+def _bf16_supported() -> bool:
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    return True  # CPU autocast handles bf16
+
+
+def _checkpointing_argument() -> str:
+    """transformers 5 renamed TrainingArguments.gradient_checkpointing to activation_checkpointing."""
+    import inspect
+
+    from transformers import TrainingArguments
+
+    names = inspect.signature(TrainingArguments).parameters
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+
+
+def _training_arguments(
+    config: FinetuneConfig, work: Path, n_train: int, has_eval: bool, bf16: bool, quiet: bool
+):
+    from transformers import TrainingArguments
+
+    checkpointing = {_checkpointing_argument(): config.gradient_checkpointing}
+    steps_per_epoch = max(1, math.ceil(math.ceil(n_train / config.batch_size) / config.grad_accum))
+    total = config.max_steps or max(1, math.ceil(config.epochs * steps_per_epoch))
+    eval_steps = min(config.eval_steps or steps_per_epoch, total)
+    keep_best = has_eval and config.keep_best
+    return TrainingArguments(
+        output_dir=str(work),
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps or -1,
+        learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay,
+        warmup_steps=config.warmup_steps,
+        bf16=bf16,
+        **checkpointing,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=eval_steps if has_eval else None,
+        save_strategy="steps" if keep_best else "no",
+        save_steps=eval_steps,
+        save_only_model=True,  # safetensors only: no pickled optimizer state
+        save_total_limit=2 if keep_best else None,
+        load_best_model_at_end=keep_best,
+        metric_for_best_model="eval_loss" if keep_best else None,
+        greater_is_better=False if keep_best else None,
+        logging_steps=config.logging_steps,
+        logging_first_step=True,
+        report_to="none",
+        disable_tqdm=quiet,
+        seed=config.seed,
+        data_seed=config.seed,
+        remove_unused_columns=False,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        use_cpu=not torch.cuda.is_available(),
+    )
+
+
+def _mask_callback(masks: WeightMasks):
+    from transformers import TrainerCallback
+
+    class ReapplyMasks(TrainerCallback):
+        """After every optimizer step, multiply the pruned weights by their masks again."""
+
+        def on_optimizer_step(self, args, state, control, **kwargs):
+            masks.apply()
+
+    return ReapplyMasks()
+
+
+def finetune(
+    model,
+    tokenizer,
+    config: FinetuneConfig,
+    *,
+    dataset: str,
+    work_dir: str | Path | None = None,
+    show_progress: bool = True,
+    callbacks: tuple = (),
+) -> FinetuneResult:
+    """Train `model` in place. With `config.masked`, weights that are zero now end exactly zero.
+
+    Raises VerificationError if a pruned weight is nonzero at the end (the model is then not saved).
+    """
+    started = time.perf_counter()
+    adapter = ModelAdapter(model)
+    train = training_windows(tokenizer, dataset, config.seqlen, config.train_windows, config.seed)
+    evaluation = eval_windows(
+        eval_stream(tokenizer, resolve_source(dataset)), config.seqlen, config.eval_loss_windows
+    )
+    masks = WeightMasks.from_zeros(adapter) if config.masked else WeightMasks([])
+    bf16 = config.bf16 and _bf16_supported()
+    if config.bf16 and not bf16:
+        print("note: this GPU has no bf16; training in fp32", flush=True)
+    if config.max_steps is None and config.epochs == 0:
+        return FinetuneResult(0, len(train), len(evaluation), masks.pruned, None, None, seconds=0.0)
+
+    from transformers import Trainer
+
+    scratch = _scratch_dir(work_dir)
+    use_cache = getattr(model.config, "use_cache", None)
+    model.config.use_cache = False
+    try:
+        args = _training_arguments(config, scratch, len(train), len(evaluation) > 0, bf16, not show_progress)
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=WindowDataset(train),
+            eval_dataset=WindowDataset(evaluation),
+            callbacks=[_mask_callback(masks), *callbacks],
+        )
+        if not show_progress:
+            from transformers import PrinterCallback
+
+            trainer.remove_callback(PrinterCallback)
+        with masks.guarding_gradients():
+            trainer.train()
+    finally:
+        model.config.use_cache = use_cache
+        model.eval()
+        if is_main_process():
+            shutil.rmtree(scratch, ignore_errors=True)
+    masks.verify()
+    history = trainer.state.log_history
+    losses = [entry["loss"] for entry in history if "loss" in entry]
+    evals = [(entry["step"], entry["eval_loss"]) for entry in history if "eval_loss" in entry]
+    return FinetuneResult(
+        steps=trainer.state.global_step,
+        train_windows=len(train),
+        eval_windows=len(evaluation),
+        masked_weights=masks.pruned,
+        first_loss=losses[0] if losses else None,
+        last_loss=losses[-1] if losses else None,
+        eval_losses=evals,
+        best_eval_loss=trainer.state.best_metric if args.load_best_model_at_end else None,
+        seconds=time.perf_counter() - started,
+        bf16=bf16,
+    )
