@@ -21,6 +21,8 @@ _LAZY = {
     "save_pruned": "secateur.api",
     "run_compare": "secateur.comparison.run",
     "run_finetune": "secateur.api",
+    "load_pruned": "secateur.export.structured",
+    "StructuredConfig": "secateur.config",
     "finetune": "secateur.recovery.finetune",
     "run_progressive": "secateur.recovery.progressive",
     "FinetuneConfig": "secateur.recovery.config",
@@ -48,8 +50,15 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from secateur.comparison.recipes import parse_recipe  # noqa: F401
     from secateur.comparison.run import run_compare  # noqa: F401
-    from secateur.config import CalibrationConfig, EvalConfig, PruneConfig, PruneRecipe  # noqa: F401
+    from secateur.config import (  # noqa: F401
+        CalibrationConfig,
+        EvalConfig,
+        PruneConfig,
+        PruneRecipe,
+        StructuredConfig,
+    )
     from secateur.errors import SecateurError  # noqa: F401
+    from secateur.export.structured import load_pruned  # noqa: F401
     from secateur.recovery.config import FinetuneConfig, FinetuneRecipe, ProgressiveRecipe  # noqa: F401
     from secateur.recovery.finetune import finetune  # noqa: F401
     from secateur.recovery.progressive import run_progressive  # noqa: F401

@@ -144,7 +144,11 @@ def run_prune(
     started = time.perf_counter()
     if recipe.out is not None:
         check_output_dir(recipe.out, recipe.overwrite)
-    needs_activations = REGISTRY.get("method", recipe.prune.method).needs_activations
+    structured = recipe.prune.method == "structured"
+    if structured:
+        needs_activations = recipe.structured.needs_activations or recipe.structured.needs_gradients
+    else:
+        needs_activations = REGISTRY.get("method", recipe.prune.method).needs_activations
     device = resolve_device(recipe.prune.device)
 
     loaded = load_model(recipe.model, recipe.dtype, recipe.prune.device)
@@ -158,16 +162,20 @@ def run_prune(
     )
 
     dense = measure("dense") if evaluation.dense else None
-    report = prune_with_masks(loaded.adapter, recipe.prune, windows, show_progress=show_progress)
-    note(f"pruned in {report.timings['prune_s']:.1f}s; sparsity {report.sparsity.actual:.4f}")
+    if structured:
+        from secateur.structured.recipe import prune_structured
+
+        report, extra = prune_structured(loaded, recipe, windows, device, show_progress, note)
+    else:
+        report = prune_with_masks(loaded.adapter, recipe.prune, windows, show_progress=show_progress)
+        note(f"pruned in {report.timings['prune_s']:.1f}s; sparsity {report.sparsity.actual:.4f}")
+        extra = tier_files(report, recipe)
     pruned = measure("pruned")
 
     manifest = build_manifest(recipe, loaded, report, dense, pruned, argv, time.perf_counter() - started)
     out = None
     if recipe.out is not None:
-        out = save_checkpoint(
-            loaded.model, loaded.tokenizer, recipe.out, manifest, recipe.overwrite, tier_files(report, recipe)
-        )
+        out = save_checkpoint(loaded.model, loaded.tokenizer, recipe.out, manifest, recipe.overwrite, extra)
     return PruneRun(recipe, report, dense, pruned, out, manifest)
 
 
@@ -190,7 +198,7 @@ def build_manifest(recipe, loaded, report, dense, pruned, argv, seconds) -> dict
     """secateur.json: the recipe (replayable), versions, sparsity, perplexity, timings."""
     import transformers
 
-    params = sum(p.numel() for p in loaded.model.parameters())
+    params = sum(p.numel() for p in loaded.model.parameters())  # after pruning
     return {
         "secateur_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

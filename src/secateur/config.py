@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +71,9 @@ class PruneConfig:
     """What to prune and how."""
 
     method: str = option(
-        "wanda", "wanda (|W|·‖X‖), magnitude (|W|), or sparsegpt (OBS mask + weight reconstruction)"
+        "wanda",
+        "wanda (|W|·‖X‖), magnitude (|W|), sparsegpt (OBS mask + weight reconstruction), "
+        "or structured (remove attention groups and MLP channels; see --pruning-ratio)",
     )
     sparsity: float | None = option(
         None,
@@ -178,6 +181,60 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class StructuredConfig:
+    importance: str = option(
+        "taylor",
+        "group importance: taylor (|W·dL/dW|), taylor_2nd (+ Fisher term), wanda (|W|·||X||), magnitude",
+        "--importance_method",
+        "--importance-method",
+    )
+    pruning_ratio: float = option(0.2, "fraction of the model's total parameters to remove, in (0, 1)")
+    temperature: float = option(1.0, "H-GSP prior strength T (score x ln(1+influence)^T); 0 turns priors off")
+    tau: float | None = option(
+        None,
+        "H-GSP gate: 0 = block-wise priors, inf = layer-wise, unset = 25th percentile of layer influence",
+    )
+    epsilon: float = option(0.0, "H-GSP shrink threshold: influence below it counts as zero")
+    freeze_first_n_layers: int = option(0, "keep the first N decoder layers whole")
+    freeze_last_n_layers: int = option(0, "keep the last N decoder layers whole")
+    uniform: bool = option(False, "same ratio in every layer (a standard config) instead of the global plan")
+    round_to: int = option(64, "with --uniform: MLP channels kept are a multiple of this")
+    gradient_batch_size: int = option(4, "calibration windows per backward pass (taylor)")
+    gradient_checkpointing: bool = option(
+        False,
+        "recompute activations in the backward pass (taylor; less memory)",
+        "--use_gradient_checkpointing",
+    )
+    plan: str | None = option(None, "apply this saved structured_plan.json instead of planning")
+
+    def __post_init__(self) -> None:
+        if self.importance not in STRUCTURED_IMPORTANCES:
+            raise SecateurError(
+                f"--importance must be one of {', '.join(STRUCTURED_IMPORTANCES)}, got {self.importance!r}"
+            )
+        if not 0.0 < self.pruning_ratio < 1.0:
+            raise SecateurError(f"--pruning-ratio must be in (0, 1), got {self.pruning_ratio}")
+        if not self.temperature >= 0 or math.isinf(self.temperature):
+            raise SecateurError(f"--temperature must be a finite number >= 0, got {self.temperature}")
+        if self.tau is not None and not self.tau >= 0:
+            raise SecateurError(f"--tau must be >= 0 (or inf), got {self.tau}")
+        if not self.epsilon >= 0:
+            raise SecateurError(f"--epsilon must be >= 0, got {self.epsilon}")
+        if self.freeze_first_n_layers < 0 or self.freeze_last_n_layers < 0:
+            raise SecateurError("--freeze-first-n-layers and --freeze-last-n-layers must be >= 0")
+        if self.round_to < 1 or self.gradient_batch_size < 1:
+            raise SecateurError("--round-to and --gradient-batch-size must be at least 1")
+
+    @property
+    def needs_gradients(self) -> bool:
+        return self.importance.startswith("taylor") and self.plan is None
+
+    @property
+    def needs_activations(self) -> bool:
+        return self.plan is None and (self.importance != "magnitude" or self.temperature > 0)
+
+
+@dataclass(frozen=True)
 class PruneRecipe:
     """Everything `secateur prune` does, as data: the manifest of a run is a valid recipe."""
 
@@ -190,13 +247,19 @@ class PruneRecipe:
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
+    structured: StructuredConfig = field(default_factory=StructuredConfig)
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise SecateurError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.prune.method == "structured" and self.prune.sparsity is not None:
+            raise SecateurError(
+                "--method structured removes --pruning-ratio of the parameters; drop --sparsity"
+            )
 
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
+STRUCTURED_IMPORTANCES = ("taylor", "taylor_2nd", "wanda", "magnitude")
 
 
 def to_dict(config: Any) -> dict[str, Any]:

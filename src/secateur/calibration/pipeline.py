@@ -41,6 +41,7 @@ class LayerContext:
     linears: dict[str, nn.Linear]
     inputs: LayerInputs | None
     device: torch.device
+    propagated: bool = False  # a visitor that already pushed the inputs through sets this
 
     @torch.no_grad()
     def observe(self, stop_after: nn.Module | None = None) -> None:
@@ -76,6 +77,7 @@ class LayerContext:
             args, kwargs = self.inputs.arguments(batch)
             out = _first(self.layer(hidden[batch].to(self.device), *args, **kwargs))
             hidden[batch] = out.to(hidden.device)
+        self.propagated = True
 
 
 Visitor = Callable[[LayerContext], None]
@@ -110,7 +112,7 @@ def run_layers(
                 device=device,
             )
             visit(context)
-            if inputs is not None and (propagate_last or index < len(layers) - 1):
+            if inputs is not None and not context.propagated and (propagate_last or index < len(layers) - 1):
                 context.propagate()
         finally:
             layer.to(home)

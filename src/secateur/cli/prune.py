@@ -12,19 +12,26 @@ from secateur.config import (
     EvalConfig,
     PruneConfig,
     PruneRecipe,
+    StructuredConfig,
     from_dict,
     load_recipe,
     to_dict,
 )
 from secateur.errors import SecateurError
 
-SECTIONS = (("calibration", CalibrationConfig), ("prune", PruneConfig), ("evaluation", EvalConfig))
+SECTIONS = (
+    ("calibration", CalibrationConfig),
+    ("prune", PruneConfig),
+    ("evaluation", EvalConfig),
+    ("structured", StructuredConfig),
+)
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "prune",
-        help="prune a model with masks (magnitude, wanda, sparsegpt; unstructured, N:M, block)",
+        help="prune a model: masks (magnitude, wanda, sparsegpt; unstructured, N:M, block, tiered) "
+        "or structured (--method structured: heads and channels removed)",
         description="Prune every Linear of the decoder layers to a target sparsity, layer by layer.",
     )
     parser.add_argument(
@@ -98,11 +105,11 @@ def apply_demo_sizes(data: dict) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     from secateur.api import run_prune
-    from secateur.cli.report import prune_summary
+    from secateur.cli.report import prune_summary, structured_summary
 
     recipe = build_recipe(args, note=lambda m: print(m, file=sys.stderr))
     result = run_prune(recipe, show_progress=not args.quiet, argv=sys.argv)
-    summary = prune_summary(result)
+    summary = structured_summary(result) if recipe.prune.method == "structured" else prune_summary(result)
     print(summary)
     if args.log:
         with open(args.log, "w") as handle:

@@ -71,3 +71,49 @@ def layer_table(per_layer: list[dict]) -> str:
             cells += [f"{row.get(f'tiles_{tier}', 0):,}" for tier in ("dense", "nm", "topk")]
         rows.append(cells)
     return format_table(headers, rows)
+
+
+def structured_summary(run) -> str:
+    """Per-layer kept widths and the parameter accounting of a structured prune."""
+    from secateur.structured.outputs import analysis
+
+    recipe, report = run.recipe, run.report.inner
+    config = recipe.structured
+    summary = report.summary()
+    lines = [
+        f"secateur prune: {recipe.model} | structured | importance {config.importance} | "
+        f"pruning ratio {percent(config.pruning_ratio)} | T {config.temperature:g}"
+        + (f" | tau {summary['tau']:.4g}" if summary["tau"] is not None else "")
+        + (" | uniform" if config.uniform else ""),
+        "",
+    ]
+    rows = []
+    for row in analysis(report)["layers"]:
+        rows.append(
+            [
+                row["layer"],
+                f"{row['heads']['after']}/{row['heads']['before']}",
+                f"{row['kv_heads']['after']}/{row['kv_heads']['before']}",
+                f"{row['channels']['after']}/{row['channels']['before']}",
+                f"{row['params']['after']:,}",
+                "frozen" if not row["planned"] else "",
+            ]
+        )
+    lines += [format_table(["layer", "heads", "KV heads", "MLP channels", "params", ""], rows), ""]
+    table = [
+        ["parameters", f"{summary['params_before']:,} -> {summary['params_after']:,}"],
+        ["removed (of all parameters)", percent(summary["ratio_of_total"])],
+        ["removed (of decoder Linears)", percent(summary["ratio_of_prunable"])],
+        ["widths", "uniform (standard config)" if summary["uniform"] else "heterogeneous (per_layer_config)"],
+        ["prune time", f"{run.report.timings['prune_s']:.1f}s"],
+    ]
+    if run.dense is not None:
+        table.append([f"perplexity dense ({run.dense.dataset})", f"{run.dense.perplexity:.3f}"])
+    if run.pruned is not None:
+        table.append([f"perplexity pruned ({run.pruned.dataset})", f"{run.pruned.perplexity:.3f}"])
+    if run.dense is not None and run.pruned is not None:
+        table.append(["perplexity change", change(run.dense.perplexity, run.pruned.perplexity)])
+    if run.out is not None:
+        table.append(["saved to", str(run.out)])
+    lines.append(format_table(["summary", "value"], table))
+    return "\n".join(lines)

@@ -71,13 +71,13 @@ def save_checkpoint(
 ) -> Path:
     """safetensors + config + tokenizer + secateur.json, loadable with plain from_pretrained.
 
-    `extra(folder)` writes further files (tier maps, plots) into the folder before it is renamed.
+    `extra(folder)` writes further files (tier maps, plots, a rewritten config) before the rename.
     """
     with atomic_output_dir(out, overwrite) as tmp:
-        if extra is not None:
-            extra(tmp)
         model.save_pretrained(tmp)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
+        if extra is not None:
+            extra(tmp)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
     return Path(out).expanduser()

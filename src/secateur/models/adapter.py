@@ -38,6 +38,8 @@ class ArchitectureSpec:
     final_norm_path: str = "model.norm"
     roles: dict[str, str] = field(default_factory=lambda: dict(_LLAMA_ROLES))
     attention_bias: bool = False  # Qwen2 has biases on q/k/v
+    attention_path: str = "self_attn"  # the sub-blocks structured pruning may remove whole
+    mlp_path: str = "mlp"
     notes: str = ""
 
 
@@ -89,8 +91,21 @@ class ModelAdapter:
         return f"{self.spec.layers_path}.{index}"
 
     def linears(self, layer: nn.Module) -> dict[str, nn.Linear]:
-        """role -> Linear, in the order the layer's forward calls them."""
-        return {role: _get(layer, path) for role, path in self.spec.roles.items()}
+        """role -> Linear, in the order the layer's forward calls them (none of a removed sub-block)."""
+        from secateur.models.skipped import SkippedBlock
+
+        found = {}
+        for role, path in self.spec.roles.items():
+            if not isinstance(_get(layer, path.split(".")[0]), SkippedBlock):
+                found[role] = _get(layer, path)
+        return found
+
+    def sub_block(self, layer: nn.Module, kind: str) -> nn.Module:
+        """The layer's attention or MLP block ("attention" / "mlp")."""
+        return _get(layer, self.spec.attention_path if kind == "attention" else self.spec.mlp_path)
+
+    def replace_sub_block(self, layer: nn.Module, kind: str, module: nn.Module) -> None:
+        setattr(layer, self.spec.attention_path if kind == "attention" else self.spec.mlp_path, module)
 
     def linear_names(self, index: int) -> dict[str, str]:
         """role -> full module name, as in `model.named_modules()`."""
@@ -115,6 +130,23 @@ class ModelAdapter:
         num_kv = getattr(c, "num_key_value_heads", None) or num_heads  # absent: plain MHA
         head_dim = getattr(c, "head_dim", None) or c.hidden_size // num_heads
         return AttentionGeometry(num_heads=num_heads, num_kv_heads=num_kv, head_dim=head_dim)
+
+    def layer_shape(self, index: int):
+        """The layer's current widths, read from its modules (a pruned model's layers differ)."""
+        from secateur.structured.groups import LayerShape
+
+        geometry = self.geometry()
+        linears = self.linears(self.decoder_layers()[index])
+        hidden = self.config.hidden_size
+        return LayerShape(
+            hidden=hidden,
+            num_kv_heads=linears["k"].out_features // geometry.head_dim if "k" in linears else 0,
+            gqa_ratio=geometry.gqa_ratio,
+            head_dim=geometry.head_dim,
+            intermediate=linears["gate"].out_features if "gate" in linears else 0,
+            attention_bias="k" in linears and linears["k"].bias is not None,
+            mlp_bias="gate" in linears and linears["gate"].bias is not None,
+        )
 
     def max_context(self) -> int | None:
         return getattr(self.config, "max_position_embeddings", None)

@@ -61,6 +61,10 @@ def load_model(name: str, dtype: str = "auto", device: torch.device | None = Non
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     location = locate_model(name)
+    from secateur.export.structured import is_heterogeneous
+
+    if is_heterogeneous(location):  # a structurally pruned model with per-layer widths
+        return _load_heterogeneous(name, location, dtype, device)
     try:
         config = AutoConfig.from_pretrained(location)
     except (OSError, ValueError) as exc:
@@ -75,4 +79,19 @@ def load_model(name: str, dtype: str = "auto", device: torch.device | None = Non
     model = AutoModelForCausalLM.from_pretrained(location, dtype=torch_dtype)
     model.eval()
     tokenizer = AutoTokenizer.from_pretrained(location)
+    return LoadedModel(model, tokenizer, ModelAdapter(model), name, location)
+
+
+def _load_heterogeneous(name: str, location: str, dtype: str, device: torch.device | None) -> LoadedModel:
+    import json
+
+    from transformers import AutoTokenizer
+
+    from secateur.export.structured import load_pruned
+
+    config = json.loads((Path(location) / "config.json").read_text())
+    spec_for(config.get("model_type"))
+    checkpoint_dtype = config.get("dtype") or config.get("torch_dtype")
+    model = load_pruned(location, resolve_dtype(dtype, device or torch.device("cpu"), checkpoint_dtype))
+    tokenizer = AutoTokenizer.from_pretrained(location, config=model.config)  # not the per-layer config.json
     return LoadedModel(model, tokenizer, ModelAdapter(model), name, location)

@@ -1,0 +1,96 @@
+"""Applying a structured plan: slice weights and biases, update module attributes, drop empty blocks.
+
+Slicing (not masking) is what makes the model smaller and its matmuls faster. The result computes
+exactly what the masked model computes: removed q/k/v rows only feed removed heads, and removed
+o_proj columns and down_proj columns only read removed outputs.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from secateur.errors import SecateurError
+from secateur.models.adapter import ModelAdapter
+from secateur.models.skipped import SkippedBlock
+from secateur.structured.groups import ATTENTION, MLP, LayerShape, kv_rows, q_rows
+from secateur.structured.plan import LayerPlan, StructuredPlan
+
+
+def _slice_linear(linear: nn.Linear, index: torch.Tensor, dim: int) -> None:
+    """Keep `index` along the weight's dim 0 (outputs) or dim 1 (inputs), in place."""
+    index = index.to(linear.weight.device)
+    with torch.no_grad():
+        linear.weight = nn.Parameter(linear.weight.index_select(dim, index).contiguous())
+        if dim == 0 and linear.bias is not None:
+            linear.bias = nn.Parameter(linear.bias.index_select(0, index).contiguous())
+    if dim == 0:
+        linear.out_features = int(index.numel())
+    else:
+        linear.in_features = int(index.numel())
+
+
+def shrink_attention(adapter: ModelAdapter, layer: nn.Module, keep: torch.Tensor, shape: LayerShape) -> None:
+    if keep.numel() == 0:
+        adapter.replace_sub_block(layer, ATTENTION, SkippedBlock(ATTENTION))
+        return
+    linears = adapter.linears(layer)
+    q_index, kv_index = q_rows(keep, shape), kv_rows(keep, shape)
+    _slice_linear(linears["q"], q_index, 0)
+    _slice_linear(linears["k"], kv_index, 0)
+    _slice_linear(linears["v"], kv_index, 0)
+    _slice_linear(linears["o"], q_index, 1)
+    attention = adapter.sub_block(layer, ATTENTION)
+    for name, value in (("num_heads", keep.numel() * shape.gqa_ratio), ("num_key_value_heads", keep.numel())):
+        if hasattr(attention, name):  # older transformers read these; 5.x infers heads from shapes
+            setattr(attention, name, value)
+
+
+def shrink_mlp(adapter: ModelAdapter, layer: nn.Module, keep: torch.Tensor) -> None:
+    if keep.numel() == 0:
+        adapter.replace_sub_block(layer, MLP, SkippedBlock(MLP))
+        return
+    linears = adapter.linears(layer)
+    _slice_linear(linears["gate"], keep, 0)
+    _slice_linear(linears["up"], keep, 0)
+    _slice_linear(linears["down"], keep, 1)
+    mlp = adapter.sub_block(layer, MLP)
+    if hasattr(mlp, "intermediate_size"):
+        mlp.intermediate_size = int(keep.numel())
+
+
+def _check(plan: LayerPlan, shape: LayerShape) -> None:
+    for name, kept, size in (
+        ("kv_heads", plan.kv_heads, shape.num_kv_heads),
+        ("channels", plan.channels, shape.intermediate),
+    ):
+        if len(set(kept)) != len(kept) or any(not 0 <= i < size for i in kept):
+            raise SecateurError(
+                f"plan for layer {plan.layer}: {name} must be distinct indices in [0, {size}), "
+                f"got {len(kept)} entries"
+            )
+
+
+@torch.no_grad()
+def apply_plan(adapter: ModelAdapter, plan: StructuredPlan) -> None:
+    """Shrink `adapter.model` in place; raises SecateurError, touching nothing, if the plan does not fit."""
+    layers = adapter.decoder_layers()
+    if plan.model_type != adapter.config.model_type or plan.gqa_ratio != adapter.geometry().gqa_ratio:
+        raise SecateurError(
+            f"this plan is for a {plan.model_type} model with GQA ratio {plan.gqa_ratio}, not this "
+            f"{adapter.config.model_type} with ratio {adapter.geometry().gqa_ratio}"
+        )
+    shapes = {}
+    for row in plan.layers:
+        if not 0 <= row.layer < len(layers):
+            raise SecateurError(f"plan names layer {row.layer}, but the model has {len(layers)} layers")
+        shapes[row.layer] = adapter.layer_shape(row.layer)
+        _check(row, shapes[row.layer])
+    for row in plan.layers:
+        layer = layers[row.layer]
+        keep_kv = torch.tensor(sorted(row.kv_heads), dtype=torch.long)
+        keep_channels = torch.tensor(sorted(row.channels), dtype=torch.long)
+        if shapes[row.layer].num_kv_heads and keep_kv.numel() < shapes[row.layer].num_kv_heads:
+            shrink_attention(adapter, layer, keep_kv, shapes[row.layer])
+        if shapes[row.layer].intermediate and keep_channels.numel() < shapes[row.layer].intermediate:
+            shrink_mlp(adapter, layer, keep_channels)

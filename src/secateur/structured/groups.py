@@ -1,0 +1,83 @@
+"""Structured groups: what must be removed together so the model keeps working, and what it costs.
+
+Attention group i (GQA-aware): KV head i (its head_dim rows of k_proj and v_proj, biases included),
+the `ratio` query heads that share it (their rows of q_proj) and the matching input columns of
+o_proj. MLP group c: row c of gate_proj and up_proj and column c of down_proj. With plain MHA the
+ratio is 1 and a group is one head.
+
+Everything here is a pure function of tensors and sizes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+ATTENTION, MLP = "attention", "mlp"
+
+
+@dataclass(frozen=True)
+class LayerShape:
+    """A decoder layer's prunable widths (they differ between layers once a model is pruned)."""
+
+    hidden: int
+    num_kv_heads: int
+    gqa_ratio: int
+    head_dim: int
+    intermediate: int
+    attention_bias: bool = False
+    mlp_bias: bool = False
+
+    @property
+    def num_heads(self) -> int:
+        return self.num_kv_heads * self.gqa_ratio
+
+    def attention_group_cost(self) -> int:
+        """Parameters one attention group holds: q rows, k and v rows, o columns, biases."""
+        q_width = self.gqa_ratio * self.head_dim
+        cost = 2 * q_width * self.hidden + 2 * self.head_dim * self.hidden
+        if self.attention_bias:
+            cost += q_width + 2 * self.head_dim
+        return cost
+
+    def mlp_group_cost(self) -> int:
+        return 3 * self.hidden + (2 if self.mlp_bias else 0)
+
+    def prunable_params(self) -> int:
+        return self.num_kv_heads * self.attention_group_cost() + self.intermediate * self.mlp_group_cost()
+
+
+def q_rows(kv_heads: torch.Tensor, shape: LayerShape) -> torch.Tensor:
+    """Rows of q_proj (= columns of o_proj) belonging to the given KV groups, in order."""
+    width = shape.gqa_ratio * shape.head_dim
+    return (kv_heads.unsqueeze(1) * width + torch.arange(width)).flatten()
+
+
+def kv_rows(kv_heads: torch.Tensor, shape: LayerShape) -> torch.Tensor:
+    """Rows of k_proj and v_proj belonging to the given KV groups, in order."""
+    return (kv_heads.unsqueeze(1) * shape.head_dim + torch.arange(shape.head_dim)).flatten()
+
+
+def attention_group_sums(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    o: torch.Tensor,
+    shape: LayerShape,
+    biases: tuple[torch.Tensor | None, ...] = (None, None, None),
+) -> torch.Tensor:
+    """Per-weight importances of q/k/v/o (their weights' shapes) -> (num_kv_heads,) fp32 group sums."""
+    groups = shape.num_kv_heads
+    total = q.float().sum(1).reshape(groups, -1).sum(1)
+    total += k.float().sum(1).reshape(groups, -1).sum(1) + v.float().sum(1).reshape(groups, -1).sum(1)
+    total += o.float().sum(0).reshape(groups, -1).sum(1)
+    for bias in biases:
+        if bias is not None:
+            total += bias.float().reshape(groups, -1).sum(1)
+    return total
+
+
+def mlp_group_sums(gate: torch.Tensor, up: torch.Tensor, down: torch.Tensor) -> torch.Tensor:
+    """Per-weight importances of gate/up/down -> (intermediate,) fp32 channel sums."""
+    return gate.float().sum(1) + up.float().sum(1) + down.float().sum(0)

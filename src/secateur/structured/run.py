@@ -1,0 +1,195 @@
+"""Structured width pruning end to end: signals, global plan, shrink, report.
+
+1. gradients (taylor) over the whole model, and/or one pass of the layer pipeline on the dense
+   model collecting input norms (wanda) and block influence (the H-GSP priors);
+2. group importances per layer, the prior multipliers, the global table, the plan (global or
+   uniform) over the layers not frozen;
+3. the plan applied: weights sliced, empty sub-blocks removed.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+import torch
+
+from secateur.calibration.capture import capture_layer_inputs
+from secateur.calibration.pipeline import LayerContext, run_layers
+from secateur.calibration.stats import InputCollector, InputStats
+from secateur.errors import SecateurError
+from secateur.models.adapter import ModelAdapter
+from secateur.structured.apply import apply_plan
+from secateur.structured.config import StructuredConfig
+from secateur.structured.gradients import accumulate_gradients
+from secateur.structured.groups import ATTENTION, LayerShape
+from secateur.structured.importance import layer_group_importance
+from secateur.structured.influence import InfluenceMeter
+from secateur.structured.plan import StructuredPlan
+from secateur.structured.planner import (
+    GroupTable,
+    build_table,
+    check_target,
+    plan_from_table,
+    plan_global,
+    plan_uniform,
+)
+from secateur.structured.priors import Priors, hgsp_priors
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())  # tied weights count once
+
+
+@dataclass
+class StructuredReport:
+    plan: StructuredPlan
+    table: GroupTable | None
+    shapes_before: dict[int, LayerShape]
+    params_before: int
+    params_after: int
+    prunable_before: int  # decoder Linear parameters the groups hold (all layers)
+    priors: Priors | None
+    influence: dict[int, dict[str, float]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def removed(self) -> int:
+        return self.params_before - self.params_after
+
+    def summary(self) -> dict:
+        return {
+            "params_before": self.params_before,
+            "params_after": self.params_after,
+            "removed": self.removed,
+            "ratio_of_total": self.removed / self.params_before,
+            "ratio_of_prunable": self.removed / max(self.prunable_before, 1),
+            "uniform": self.plan.is_uniform(),
+            "tau": None if self.priors is None else self.priors.tau,
+        }
+
+
+def frozen_layers(config: StructuredConfig, num_layers: int) -> set[int]:
+    first, last = config.freeze_first_n_layers, config.freeze_last_n_layers
+    if first + last >= num_layers:
+        raise SecateurError(
+            f"--freeze-first-n-layers {first} and --freeze-last-n-layers {last} freeze all "
+            f"{num_layers} layers of this model: nothing is left to prune; freeze fewer"
+        )
+    return set(range(first)) | set(range(num_layers - last, num_layers))
+
+
+def _collect_activations(adapter, windows, planned, wanda, device, batch_size, show_progress):
+    """One pipeline pass on the dense model: input norms per Linear (wanda) and block influence."""
+    stats: dict[int, dict] = {}
+    influence: dict[int, dict[str, float]] = {}
+    inputs = capture_layer_inputs(
+        adapter, windows, batch_size=batch_size, compute_device=device, storage_device=device
+    )
+
+    def visit(ctx: LayerContext) -> None:
+        with ExitStack() as stack:
+            meter = stack.enter_context(
+                InfluenceMeter().attached(ctx.layer, adapter.sub_block(ctx.layer, ATTENTION))
+            )
+            if wanda and ctx.index in planned:
+                stats[ctx.index] = stack.enter_context(
+                    InputCollector(dict(ctx.linears), InputStats.for_module).attached()
+                )
+            ctx.propagate()
+        influence[ctx.index] = meter.influence()
+        if ctx.index in stats:
+            stats[ctx.index] = {role: s for role, s in stats[ctx.index].items()}
+
+    run_layers(adapter, visit, inputs=inputs, device=device, show_progress=show_progress, desc="signals")
+    return stats, influence
+
+
+def structured_prune(
+    adapter: ModelAdapter,
+    config: StructuredConfig,
+    windows: torch.Tensor | None,
+    *,
+    device: torch.device,
+    batch_size: int = 4,
+    show_progress: bool = True,
+) -> StructuredReport:
+    """Plan and apply structured pruning to `adapter.model` in place (see the module docstring)."""
+    started = time.perf_counter()
+    layers = adapter.num_layers()
+    shapes = {i: adapter.layer_shape(i) for i in range(layers)}
+    params_before = count_parameters(adapter.model)
+    prunable_all = sum(s.prunable_params() for s in shapes.values())
+    timings: dict[str, float] = {}
+    if config.plan is not None:
+        plan = StructuredPlan.load(config.plan)
+        apply_plan(adapter, plan)
+        return StructuredReport(
+            plan, None, shapes, params_before, count_parameters(adapter.model), prunable_all, None
+        )
+
+    planned = sorted(set(range(layers)) - frozen_layers(config, layers))
+    target = int(config.pruning_ratio * params_before)
+    check_target(target, sum(shapes[i].prunable_params() for i in planned), config.pruning_ratio)
+    if (config.needs_gradients or config.needs_activations) and windows is None:
+        raise SecateurError(f"--importance {config.importance} needs calibration windows")
+
+    gradients = None
+    if config.needs_gradients:
+        gradients = accumulate_gradients(
+            adapter,
+            windows,
+            batch_size=config.gradient_batch_size,
+            second_order=config.importance == "taylor_2nd",
+            checkpointing=config.gradient_checkpointing,
+            show_progress=show_progress,
+        )
+        timings["gradients_s"] = time.perf_counter() - started
+    stats: dict[int, dict] = {}
+    influence: dict[int, dict[str, float]] = {}
+    if config.importance == "wanda" or config.temperature > 0:
+        mark = time.perf_counter()
+        stats, influence = _collect_activations(
+            adapter, windows, set(planned), config.importance == "wanda", device, batch_size, show_progress
+        )
+        timings["activations_s"] = time.perf_counter() - mark
+
+    importances = {}
+    for i in planned:
+        layer = adapter.decoder_layers()[i]
+        importances[i] = layer_group_importance(
+            config.importance,
+            adapter.linears(layer),
+            adapter.linear_names(i),
+            shapes[i],
+            stats.get(i),
+            gradients,
+        )
+    del gradients, stats
+    influence_planned = {i: influence.get(i, {}) for i in planned}
+    priors = hgsp_priors(influence_planned, config.temperature, config.tau, config.epsilon)
+    table = build_table(importances, shapes, priors.attention, priors.mlp)
+    planned_shapes = {i: shapes[i] for i in planned}
+    if config.uniform:
+        fraction = target / sum(s.prunable_params() for s in planned_shapes.values())
+        plan_uniform(table, planned_shapes, fraction, config.round_to)
+    else:
+        plan_global(table, target)
+    geometry = adapter.geometry()
+    plan = plan_from_table(
+        table, planned_shapes, adapter.config.model_type, geometry.gqa_ratio, geometry.head_dim
+    )
+    apply_plan(adapter, plan)
+    timings["structured_s"] = time.perf_counter() - started
+    return StructuredReport(
+        plan,
+        table,
+        shapes,
+        params_before,
+        count_parameters(adapter.model),
+        prunable_all,
+        priors,
+        influence,
+        timings,
+    )
