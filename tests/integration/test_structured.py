@@ -239,3 +239,51 @@ def test_bad_structured_input_is_one_line_and_writes_nothing(
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("secateur: error:") and message in err[-1]
     assert not out.exists()
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(windows):
+    from secateur.structured.gradients import accumulate_gradients
+
+    plain = accumulate_gradients(
+        ModelAdapter(tiny_model()),
+        windows,
+        batch_size=4,
+        second_order=False,
+        checkpointing=False,
+        show_progress=False,
+    )
+    model = tiny_model()
+    saved = accumulate_gradients(
+        ModelAdapter(model),
+        windows,
+        batch_size=4,
+        second_order=False,
+        checkpointing=True,
+        show_progress=False,
+    )
+    assert all(torch.allclose(plain[k].mean, saved[k].mean, atol=1e-6) for k in plain)
+    assert not model.training  # left as found
+
+
+def test_a_heterogeneous_model_fine_tunes_and_saves_with_its_per_layer_config(windows, corpus, tmp_path):
+    from secateur.export.save import save_checkpoint
+    from secateur.recovery.config import FinetuneConfig
+    from secateur.recovery.finetune import finetune
+
+    model = tiny_model("llama")
+    adapter = ModelAdapter(model)
+    config = StructuredConfig(importance="magnitude", pruning_ratio=0.25, temperature=0.0)
+    structured_prune(adapter, config, windows, device=CPU, show_progress=False)
+    assert not sync_uniform_config(adapter)
+    from helpers.tiny import tiny_tokenizer
+
+    tokenizer = tiny_tokenizer()
+    config = FinetuneConfig(
+        seqlen=32, max_steps=2, batch_size=2, grad_accum=1, learning_rate=1e-3, eval_steps=1
+    )
+    finetune(model, tokenizer, config, dataset=str(corpus), show_progress=False)
+    save_checkpoint(model, tokenizer, tmp_path / "tuned", {})
+    assert "per_layer_config" in json.loads((tmp_path / "tuned" / "config.json").read_text())
+    reloaded = load_pruned(tmp_path / "tuned")
+    with torch.no_grad():
+        assert torch.allclose(model(windows[:2]).logits, reloaded(windows[:2]).logits, atol=1e-6)

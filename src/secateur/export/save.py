@@ -75,6 +75,9 @@ def save_checkpoint(
     """
     with atomic_output_dir(out, overwrite) as tmp:
         model.save_pretrained(tmp)
+        from secateur.export.structured import write_if_heterogeneous
+
+        write_if_heterogeneous(model, tmp)  # structurally pruned layers of different widths
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
         if extra is not None:

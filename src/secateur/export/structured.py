@@ -74,6 +74,19 @@ def write_pruned_config(adapter: ModelAdapter, folder: Path) -> None:
     (folder / "config.json").write_text(json.dumps(pruned_config(adapter), indent=2, sort_keys=True) + "\n")
 
 
+def write_if_heterogeneous(model: torch.nn.Module, folder: Path) -> bool:
+    """After save_pretrained: replace config.json by one with per_layer_config if the layers differ."""
+    try:
+        adapter = ModelAdapter(model)
+    except SecateurError:
+        return False
+    data = pruned_config(adapter)
+    if PER_LAYER not in data:
+        return False
+    (folder / "config.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    return True
+
+
 def is_heterogeneous(folder: str | Path) -> bool:
     path = Path(folder) / "config.json"
     return path.is_file() and PER_LAYER in json.loads(path.read_text())

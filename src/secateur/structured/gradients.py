@@ -34,6 +34,19 @@ def _targets(adapter: ModelAdapter) -> dict[str, torch.nn.Parameter]:
     return found
 
 
+def _checkpointing(model, on: bool) -> None:
+    """transformers 5 renamed gradient checkpointing to activation checkpointing; use what exists."""
+    if hasattr(model, "activation_checkpointing_enable"):
+        if on:
+            model.activation_checkpointing_enable({"use_reentrant": False})
+        else:
+            model.activation_checkpointing_disable()
+    elif on:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_disable()
+
+
 def accumulate_gradients(
     adapter: ModelAdapter,
     windows: torch.Tensor,
@@ -61,7 +74,7 @@ def accumulate_gradients(
         for p in model.parameters():
             p.requires_grad_(id(p) in wanted)
         if checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            _checkpointing(model, True)
             model.train()  # transformers checkpoints only in training mode; LLaMA has no dropout
         for start in progress(range(0, windows.shape[0], batch_size), "gradients", show_progress):
             ids = windows[start : start + batch_size].to(device)
@@ -76,7 +89,7 @@ def accumulate_gradients(
             batches += 1
     finally:
         if checkpointing:
-            model.gradient_checkpointing_disable()
+            _checkpointing(model, False)
         model.train(was_training)
         for name, p in model.named_parameters():
             p.requires_grad_(previous[name])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from secateur.export.structured import sync_uniform_config, write_pruned_config
+from secateur.export.structured import sync_uniform_config
 from secateur.structured.outputs import analysis, plot_kept_width, write_group_table
 from secateur.structured.plan import PLAN_FILE
 from secateur.structured.run import StructuredReport, structured_prune
@@ -50,7 +50,6 @@ def prune_structured(
     def write(folder: Path) -> None:
         import json
 
-        write_pruned_config(loaded.adapter, folder)
         report.plan.save(folder / PLAN_FILE)
         (folder / "pruning_analysis.json").write_text(
             json.dumps(analysis(report), indent=1, default=str) + "\n"
