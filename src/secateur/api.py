@@ -145,7 +145,9 @@ def run_prune(
     if recipe.out is not None:
         check_output_dir(recipe.out, recipe.overwrite)
     structured = recipe.prune.method == "structured"
-    if structured:
+    if recipe.prune.method == "depth":
+        needs_activations = recipe.depth.layers is None
+    elif structured:
         needs_activations = recipe.structured.needs_activations or recipe.structured.needs_gradients
     else:
         needs_activations = REGISTRY.get("method", recipe.prune.method).needs_activations
@@ -162,7 +164,11 @@ def run_prune(
     )
 
     dense = measure("dense") if evaluation.dense else None
-    if structured:
+    if recipe.prune.method == "depth":
+        from secateur.structured.depth_recipe import prune_depth
+
+        report, extra = prune_depth(loaded, recipe, windows, device, show_progress, note)
+    elif structured:
         from secateur.structured.recipe import prune_structured
 
         report, extra = prune_structured(loaded, recipe, windows, device, show_progress, note)

@@ -73,7 +73,8 @@ class PruneConfig:
     method: str = option(
         "wanda",
         "wanda (|W|·‖X‖), magnitude (|W|), sparsegpt (OBS mask + weight reconstruction), "
-        "or structured (remove attention groups and MLP channels; see --pruning-ratio)",
+        "structured (remove attention groups and MLP channels; see --pruning-ratio), "
+        "or depth (remove decoder layers; see --num-layers)",
     )
     sparsity: float | None = option(
         None,
@@ -235,6 +236,24 @@ class StructuredConfig:
 
 
 @dataclass(frozen=True)
+class DepthConfig:
+    """Depth pruning: `secateur prune --method depth` removes whole decoder layers."""
+
+    num_layers: int | None = option(None, "remove this many consecutive decoder layers (the best window)")
+    score: str = option(
+        "ppl",
+        "how windows are ranked: ppl (calibration perplexity without them) or bi (block influence, faster)",
+    )
+    layers: str | None = option(None, "remove exactly these layers, e.g. 11-13 or 3,5,7 (no scoring)")
+
+    def __post_init__(self) -> None:
+        if self.score not in ("ppl", "bi"):
+            raise SecateurError(f"--score must be ppl or bi, got {self.score!r}")
+        if self.num_layers is not None and self.num_layers < 1:
+            raise SecateurError(f"--num-layers must be at least 1, got {self.num_layers}")
+
+
+@dataclass(frozen=True)
 class PruneRecipe:
     """Everything `secateur prune` does, as data: the manifest of a run is a valid recipe."""
 
@@ -248,6 +267,7 @@ class PruneRecipe:
     prune: PruneConfig = field(default_factory=PruneConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     structured: StructuredConfig = field(default_factory=StructuredConfig)
+    depth: DepthConfig = field(default_factory=DepthConfig)
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
@@ -255,6 +275,10 @@ class PruneRecipe:
         if self.prune.method == "structured" and self.prune.sparsity is not None:
             raise SecateurError(
                 "--method structured removes --pruning-ratio of the parameters; drop --sparsity"
+            )
+        if self.prune.method == "depth" and (self.depth.num_layers is None) == (self.depth.layers is None):
+            raise SecateurError(
+                "--method depth needs exactly one of --num-layers N (best window) or --layers 11-13 (given)"
             )
 
 

@@ -9,6 +9,7 @@ import sys
 from secateur.cli.options import add_config_arguments, collect
 from secateur.config import (
     CalibrationConfig,
+    DepthConfig,
     EvalConfig,
     PruneConfig,
     PruneRecipe,
@@ -24,6 +25,7 @@ SECTIONS = (
     ("prune", PruneConfig),
     ("evaluation", EvalConfig),
     ("structured", StructuredConfig),
+    ("depth", DepthConfig),
 )
 
 
@@ -105,11 +107,12 @@ def apply_demo_sizes(data: dict) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     from secateur.api import run_prune
-    from secateur.cli.report import prune_summary, structured_summary
+    from secateur.cli.report import depth_summary, prune_summary, structured_summary
 
     recipe = build_recipe(args, note=lambda m: print(m, file=sys.stderr))
     result = run_prune(recipe, show_progress=not args.quiet, argv=sys.argv)
-    summary = structured_summary(result) if recipe.prune.method == "structured" else prune_summary(result)
+    summaries = {"structured": structured_summary, "depth": depth_summary}
+    summary = summaries.get(recipe.prune.method, prune_summary)(result)
     print(summary)
     if args.log:
         with open(args.log, "w") as handle:

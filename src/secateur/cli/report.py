@@ -117,3 +117,39 @@ def structured_summary(run) -> str:
         table.append(["saved to", str(run.out)])
     lines.append(format_table(["summary", "value"], table))
     return "\n".join(lines)
+
+
+def depth_summary(run) -> str:
+    """Window scores and what depth pruning removed."""
+    report = run.report
+    data = report.to_dict()
+    lines = [f"secateur prune: {run.recipe.model} | depth | removed layers {report.removed}", ""]
+    if report.scores:
+        unit = "calibration perplexity without the window" if report.score == "ppl" else "block influence"
+        last = len(report.removed) - 1
+        rows = [
+            [
+                start,
+                f"{start}-{start + last}",
+                f"{value:.4f}",
+                "removed" if start == report.removed[0] else "",
+            ]
+            for start, value in sorted(report.scores.items())
+        ]
+        lines += [format_table(["start", "layers", unit, ""], rows), ""]
+    table = [
+        [
+            "parameters",
+            f"{report.params_before:,} -> {report.params_after:,} "
+            f"({percent(data['ratio_of_total'])} removed)",
+        ],
+        ["prune time", f"{report.timings['prune_s']:.1f}s"],
+    ]
+    if run.dense is not None:
+        table.append([f"perplexity dense ({run.dense.dataset})", f"{run.dense.perplexity:.3f}"])
+    if run.pruned is not None:
+        table.append([f"perplexity pruned ({run.pruned.dataset})", f"{run.pruned.perplexity:.3f}"])
+    if run.out is not None:
+        table.append(["saved to", str(run.out)])
+    lines.append(format_table(["summary", "value"], table))
+    return "\n".join(lines)
