@@ -18,6 +18,7 @@ import torch
 from secateur.calibration.capture import capture_layer_inputs
 from secateur.calibration.pipeline import LayerContext, run_layers
 from secateur.calibration.stats import InputCollector, InputStats
+from secateur.devices import module_device
 from secateur.errors import SecateurError
 from secateur.models.adapter import ModelAdapter
 from secateur.structured.apply import apply_plan
@@ -137,14 +138,21 @@ def structured_prune(
 
     gradients = None
     if config.needs_gradients:
-        gradients = accumulate_gradients(
-            adapter,
-            windows,
-            batch_size=config.gradient_batch_size,
-            second_order=config.importance == "taylor_2nd",
-            checkpointing=config.gradient_checkpointing,
-            show_progress=show_progress,
-        )
+        # Backward passes need the whole model on one device: use the compute device when the
+        # model lives elsewhere (CPU RAM, a GPU to use), and bring it back afterwards.
+        home = module_device(adapter.model)
+        adapter.model.to(device)
+        try:
+            gradients = accumulate_gradients(
+                adapter,
+                windows,
+                batch_size=config.gradient_batch_size,
+                second_order=config.importance == "taylor_2nd",
+                checkpointing=config.gradient_checkpointing,
+                show_progress=show_progress,
+            )
+        finally:
+            adapter.model.to(home)
         timings["gradients_s"] = time.perf_counter() - started
     stats: dict[int, dict] = {}
     influence: dict[int, dict[str, float]] = {}
