@@ -147,6 +147,8 @@ def run_prune(
     structured = recipe.prune.method == "structured"
     if recipe.prune.method == "depth":
         needs_activations = recipe.depth.layers is None
+    elif recipe.prune.method == "osscar":
+        needs_activations = True
     elif structured:
         needs_activations = recipe.structured.needs_activations or recipe.structured.needs_gradients
     else:
@@ -168,6 +170,10 @@ def run_prune(
         from secateur.structured.depth_recipe import prune_depth
 
         report, extra = prune_depth(loaded, recipe, windows, device, show_progress, note)
+    elif recipe.prune.method == "osscar":
+        from secateur.structured.osscar_recipe import prune_osscar
+
+        report, extra = prune_osscar(loaded, recipe, windows, device, show_progress, note)
     elif structured:
         from secateur.structured.recipe import prune_structured
 

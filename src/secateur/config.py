@@ -74,7 +74,8 @@ class PruneConfig:
         "wanda",
         "wanda (|W|·‖X‖), magnitude (|W|), sparsegpt (OBS mask + weight reconstruction), "
         "structured (remove attention groups and MLP channels; see --pruning-ratio), "
-        "or depth (remove decoder layers; see --num-layers)",
+        "depth (remove decoder layers; see --num-layers), or osscar (MLP channels chosen and refit "
+        "for reconstruction; see --mlp-pruning-ratio)",
     )
     sparsity: float | None = option(
         None,
@@ -199,7 +200,7 @@ class StructuredConfig:
     freeze_first_n_layers: int = option(0, "keep the first N decoder layers whole")
     freeze_last_n_layers: int = option(0, "keep the last N decoder layers whole")
     uniform: bool = option(False, "same ratio in every layer (a standard config) instead of the global plan")
-    round_to: int = option(64, "with --uniform: MLP channels kept are a multiple of this")
+    round_to: int = option(64, "with --uniform or --method osscar: MLP channels kept are a multiple of this")
     gradient_batch_size: int = option(4, "calibration windows per backward pass (taylor)")
     gradient_checkpointing: bool = option(
         False,
@@ -254,6 +255,25 @@ class DepthConfig:
 
 
 @dataclass(frozen=True)
+class OsscarConfig:
+    """OSSCAR MLP pruning: `secateur prune --method osscar` (uses --round-to for the kept width)."""
+
+    mlp_pruning_ratio: float = option(0.25, "fraction of every layer's MLP channels to remove, in (0, 1)")
+    damp_percent: float = option(
+        0.01, "dampening of the least-squares refit, relative to each channel's scale"
+    )
+    swaps: int = option(8, "local-search swap moves tried per layer (0: Wanda selection + refit only)")
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.mlp_pruning_ratio < 1.0:
+            raise SecateurError(f"--mlp-pruning-ratio must be in (0, 1), got {self.mlp_pruning_ratio}")
+        if not self.damp_percent >= 0:
+            raise SecateurError(f"--damp-percent must be >= 0, got {self.damp_percent}")
+        if self.swaps < 0:
+            raise SecateurError(f"--swaps must be >= 0, got {self.swaps}")
+
+
+@dataclass(frozen=True)
 class PruneRecipe:
     """Everything `secateur prune` does, as data: the manifest of a run is a valid recipe."""
 
@@ -268,6 +288,7 @@ class PruneRecipe:
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     structured: StructuredConfig = field(default_factory=StructuredConfig)
     depth: DepthConfig = field(default_factory=DepthConfig)
+    osscar: OsscarConfig = field(default_factory=OsscarConfig)
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:

@@ -11,6 +11,7 @@ from secateur.config import (
     CalibrationConfig,
     DepthConfig,
     EvalConfig,
+    OsscarConfig,
     PruneConfig,
     PruneRecipe,
     StructuredConfig,
@@ -26,6 +27,7 @@ SECTIONS = (
     ("evaluation", EvalConfig),
     ("structured", StructuredConfig),
     ("depth", DepthConfig),
+    ("osscar", OsscarConfig),
 )
 
 
@@ -107,11 +109,11 @@ def apply_demo_sizes(data: dict) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     from secateur.api import run_prune
-    from secateur.cli.report import depth_summary, prune_summary, structured_summary
+    from secateur.cli.report import depth_summary, osscar_summary, prune_summary, structured_summary
 
     recipe = build_recipe(args, note=lambda m: print(m, file=sys.stderr))
     result = run_prune(recipe, show_progress=not args.quiet, argv=sys.argv)
-    summaries = {"structured": structured_summary, "depth": depth_summary}
+    summaries = {"structured": structured_summary, "depth": depth_summary, "osscar": osscar_summary}
     summary = summaries.get(recipe.prune.method, prune_summary)(result)
     print(summary)
     if args.log:

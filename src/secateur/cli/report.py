@@ -153,3 +153,33 @@ def depth_summary(run) -> str:
         table.append(["saved to", str(run.out)])
     lines.append(format_table(["summary", "value"], table))
     return "\n".join(lines)
+
+
+def osscar_summary(run) -> str:
+    """Per-layer reconstruction errors of OSSCAR's channel choice, and the parameter change."""
+    data = run.report.data
+    rows = [
+        [
+            layer["layer"],
+            layer["kept"],
+            f"{layer['error_wanda_no_refit']:.4g}",
+            f"{layer['error_search'][0]:.4g}",
+            f"{layer['error_search'][-1]:.4g}",
+            len(layer["error_search"]) - 1,
+        ]
+        for layer in data["layers"]
+    ]
+    headers = ["layer", "channels kept", "error: Wanda, no refit", "Wanda + refit", "after search", "swaps"]
+    table = [
+        ["parameters", f"{data['params_before']:,} -> {data['params_after']:,}"],
+        ["prune time", f"{data['seconds']:.1f}s"],
+    ]
+    if run.dense is not None:
+        table.append([f"perplexity dense ({run.dense.dataset})", f"{run.dense.perplexity:.3f}"])
+    if run.pruned is not None:
+        table.append([f"perplexity pruned ({run.pruned.dataset})", f"{run.pruned.perplexity:.3f}"])
+    if run.out is not None:
+        table.append(["saved to", str(run.out)])
+    ratio = percent(run.recipe.osscar.mlp_pruning_ratio)
+    title = f"secateur prune: {run.recipe.model} | osscar | MLP ratio {ratio}"
+    return "\n".join([title, "", format_table(headers, rows), "", format_table(["summary", "value"], table)])
