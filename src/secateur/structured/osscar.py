@@ -25,17 +25,31 @@ def damped(gram: torch.Tensor, keep: torch.Tensor, damp: float) -> torch.Tensor:
     )
 
 
-def refit(weight: torch.Tensor, gram: torch.Tensor, keep: torch.Tensor, damp: float) -> torch.Tensor:
-    """Least-squares weights (h, k) of the kept columns: W G[:, S] (G_SS + λI)⁻¹ (fp32)."""
-    rhs = weight @ gram[:, keep]  # (h, k)
+def refit(
+    weight: torch.Tensor, gram: torch.Tensor, keep: torch.Tensor, damp: float, wg: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Least-squares weights (h, k) of the kept columns: W G[:, S] (G_SS + Λ)⁻¹ (fp32).
+
+    `wg`: W G, when the caller already has it (the search reuses it for every trial)."""
+    rhs = (wg if wg is not None else weight @ gram)[:, keep]  # (h, k)
     factor = torch.linalg.cholesky(damped(gram, keep, damp))
     return torch.cholesky_solve(rhs.T, factor).T
 
 
-def error(weight: torch.Tensor, gram: torch.Tensor, keep: torch.Tensor, kept_weight: torch.Tensor) -> float:
-    """‖XWᵀ − X_S W_Sᵀ‖² through G, for any kept weights (refit or not)."""
-    full = (weight @ gram * weight).sum()
-    cross = (kept_weight @ gram[keep] * weight).sum()
+def error(
+    weight: torch.Tensor,
+    gram: torch.Tensor,
+    keep: torch.Tensor,
+    kept_weight: torch.Tensor,
+    wg: torch.Tensor | None = None,
+) -> float:
+    """‖XWᵀ − X_S W_Sᵀ‖² through G (symmetric), for any kept weights (refit or not).
+
+    = tr(W G Wᵀ) − 2 tr(W_S (W G)[:, S]ᵀ) + tr(W_S G_SS W_Sᵀ); with `wg` = W G given, a trial
+    costs one (h, k, k) product instead of three (h, m, m)-sized ones."""
+    wg = wg if wg is not None else weight @ gram
+    full = (wg * weight).sum()
+    cross = (kept_weight * wg[:, keep]).sum()
     own = (kept_weight @ gram[keep][:, keep] * kept_weight).sum()
     return float(full - 2 * cross + own)
 
@@ -51,11 +65,12 @@ def local_search(
 ) -> tuple[torch.Tensor, list[float]]:
     """Improve `keep` by swaps; returns (keep, objective after each accepted swap, start first)."""
     weight, gram = weight.float(), gram.float()
+    wg = weight @ gram
     keep = torch.sort(keep).values
-    best = error(weight, gram, keep, refit(weight, gram, keep, damp))
+    best = error(weight, gram, keep, refit(weight, gram, keep, damp, wg), wg)
     history = [best]
     for _ in range(swaps):
-        fitted = refit(weight, gram, keep, damp)
+        fitted = refit(weight, gram, keep, damp, wg)
         pruned = torch.ones(gram.shape[0], dtype=torch.bool, device=gram.device)
         pruned[keep] = False
         dropped = pruned.nonzero().flatten()
@@ -64,7 +79,7 @@ def local_search(
         # Kept channels whose refit columns carry least output energy; pruned channels whose inputs
         # correlate most with what the kept ones fail to rebuild (residual ⟂ span, through G).
         contribution = fitted.pow(2).sum(0) * gram[keep, keep]
-        residual = weight @ gram[:, dropped] - fitted @ gram[keep][:, dropped]  # (h, pruned)
+        residual = wg[:, dropped] - fitted @ gram[keep][:, dropped]  # (h, pruned)
         gain = residual.pow(2).sum(0) / gram[dropped, dropped].clamp_min(1e-8)
         outs = keep[torch.topk(-contribution, min(width, keep.numel())).indices]
         ins = dropped[torch.topk(gain, min(width, dropped.numel())).indices]
@@ -74,7 +89,7 @@ def local_search(
                 trial = torch.sort(
                     torch.cat([keep[keep != out], torch.tensor([new], device=keep.device)])
                 ).values
-                value = error(weight, gram, trial, refit(weight, gram, trial, damp))
+                value = error(weight, gram, trial, refit(weight, gram, trial, damp, wg), wg)
                 if value < candidate_error - 1e-9 * abs(candidate_error):
                     candidate, candidate_error = trial, value
         if candidate is None:
