@@ -73,6 +73,20 @@ def layer_table(per_layer: list[dict]) -> str:
     return format_table(headers, rows)
 
 
+def outcome_rows(run) -> list[list[str]]:
+    """Perplexity before/after, its change, and where the model went: the tail of every summary."""
+    rows = []
+    if run.dense is not None:
+        rows.append([f"perplexity dense ({run.dense.dataset})", f"{run.dense.perplexity:.3f}"])
+    if run.pruned is not None:
+        rows.append([f"perplexity pruned ({run.pruned.dataset})", f"{run.pruned.perplexity:.3f}"])
+    if run.dense is not None and run.pruned is not None:
+        rows.append(["perplexity change", change(run.dense.perplexity, run.pruned.perplexity)])
+    if run.out is not None:
+        rows.append(["saved to", str(run.out)])
+    return rows
+
+
 def structured_summary(run) -> str:
     """Per-layer kept widths and the parameter accounting of a structured prune."""
     from secateur.structured.outputs import analysis
@@ -107,14 +121,7 @@ def structured_summary(run) -> str:
         ["widths", "uniform (standard config)" if summary["uniform"] else "heterogeneous (per_layer_config)"],
         ["prune time", f"{run.report.timings['prune_s']:.1f}s"],
     ]
-    if run.dense is not None:
-        table.append([f"perplexity dense ({run.dense.dataset})", f"{run.dense.perplexity:.3f}"])
-    if run.pruned is not None:
-        table.append([f"perplexity pruned ({run.pruned.dataset})", f"{run.pruned.perplexity:.3f}"])
-    if run.dense is not None and run.pruned is not None:
-        table.append(["perplexity change", change(run.dense.perplexity, run.pruned.perplexity)])
-    if run.out is not None:
-        table.append(["saved to", str(run.out)])
+    table += outcome_rows(run)
     lines.append(format_table(["summary", "value"], table))
     return "\n".join(lines)
 
@@ -145,12 +152,7 @@ def depth_summary(run) -> str:
         ],
         ["prune time", f"{report.timings['prune_s']:.1f}s"],
     ]
-    if run.dense is not None:
-        table.append([f"perplexity dense ({run.dense.dataset})", f"{run.dense.perplexity:.3f}"])
-    if run.pruned is not None:
-        table.append([f"perplexity pruned ({run.pruned.dataset})", f"{run.pruned.perplexity:.3f}"])
-    if run.out is not None:
-        table.append(["saved to", str(run.out)])
+    table += outcome_rows(run)
     lines.append(format_table(["summary", "value"], table))
     return "\n".join(lines)
 
@@ -174,12 +176,7 @@ def osscar_summary(run) -> str:
         ["parameters", f"{data['params_before']:,} -> {data['params_after']:,}"],
         ["prune time", f"{data['seconds']:.1f}s"],
     ]
-    if run.dense is not None:
-        table.append([f"perplexity dense ({run.dense.dataset})", f"{run.dense.perplexity:.3f}"])
-    if run.pruned is not None:
-        table.append([f"perplexity pruned ({run.pruned.dataset})", f"{run.pruned.perplexity:.3f}"])
-    if run.out is not None:
-        table.append(["saved to", str(run.out)])
+    table += outcome_rows(run)
     ratio = percent(run.recipe.osscar.mlp_pruning_ratio)
     title = f"secateur prune: {run.recipe.model} | osscar | MLP ratio {ratio}"
     return "\n".join([title, "", format_table(headers, rows), "", format_table(["summary", "value"], table)])
