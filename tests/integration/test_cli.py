@@ -7,27 +7,12 @@ import sys
 import pytest
 import torch
 
+from helpers.cli import prune_args
 from secateur.cli.main import main
 
 
 def _prune_args(model, corpus, out, *extra):
-    return [
-        "prune",
-        "--model",
-        str(model),
-        "--dataset",
-        str(corpus),
-        "--nsamples",
-        "4",
-        "--seqlen",
-        "32",
-        "--eval-windows",
-        "3",
-        "--out",
-        str(out),
-        "--quiet",
-        *extra,
-    ]
+    return prune_args(model, corpus, "--eval-windows", "3", "--out", str(out), "--quiet", *extra)
 
 
 def test_prune_end_to_end_writes_a_loadable_checkpoint_and_manifest(saved_llama, corpus, tmp_path, capsys):

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import secateur
+from helpers.cli import prune_args
 from helpers.tiny import tiny_model
 from secateur.cli.main import main
 from secateur.config import CalibrationConfig
@@ -99,8 +100,9 @@ def test_layer_lists_parse_and_refuse_what_does_not_exist():
 
 
 def _args(model, corpus, out, *extra):
-    common = ["--nsamples", "4", "--seqlen", "32", "--eval-windows", "2", "--out", str(out), "--quiet"]
-    return ["prune", "--model", str(model), "--dataset", str(corpus), *common, "--method", "depth", *extra]
+    return prune_args(
+        model, corpus, "--eval-windows", "2", "--out", str(out), "--quiet", "--method", "depth", *extra
+    )
 
 
 def test_cli_depth_writes_a_plain_checkpoint(saved_llama, corpus, tmp_path, capsys):

@@ -7,6 +7,7 @@ import torch
 from transformers import TrainerCallback
 
 import secateur
+from helpers.cli import prune_args
 from helpers.tiny import tiny_model
 from secateur.cli.main import main
 from secateur.config import CalibrationConfig, PruneConfig
@@ -108,17 +109,7 @@ def test_cli_finetune_masked_writes_a_checkpoint_whose_zeros_survive_reload(
     from transformers import AutoModelForCausalLM
 
     pruned = tmp_path / "pruned"
-    args = [
-        "prune",
-        "--model",
-        str(saved_llama),
-        "--dataset",
-        str(corpus),
-        "--nsamples",
-        "4",
-        "--seqlen",
-        "32",
-    ]
+    args = prune_args(saved_llama, corpus)
     assert main([*args, "--pattern", "2:4", "--no-eval", "--out", str(pruned), "--quiet"]) == 0
     out = tmp_path / "tuned"
     args = ["finetune", "--model", str(pruned), "--dataset", str(corpus), "--masked", "--train-seqlen", "32"]

@@ -5,6 +5,7 @@ import copy
 import torch
 
 import secateur
+from helpers.cli import prune_args
 from helpers.tiny import tiny_model
 from secateur.cli.main import main
 from secateur.config import CalibrationConfig
@@ -39,17 +40,7 @@ def test_cli_osscar_writes_a_standard_checkpoint(saved_llama, corpus, tmp_path, 
     from transformers import AutoModelForCausalLM
 
     out = tmp_path / "osscar"
-    args = [
-        "prune",
-        "--model",
-        str(saved_llama),
-        "--dataset",
-        str(corpus),
-        "--nsamples",
-        "4",
-        "--seqlen",
-        "32",
-    ]
+    args = prune_args(saved_llama, corpus)
     args += ["--eval-windows", "2", "--out", str(out), "--quiet", "--method", "osscar", "--round-to", "32"]
     assert main([*args, "--mlp-pruning-ratio", "0.25"]) == 0
     assert "after search" in capsys.readouterr().out

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import secateur
+from helpers.cli import prune_args
 from helpers.tiny import tiny_model
 from secateur.cli.main import main
 from secateur.config import CalibrationConfig, StructuredConfig
@@ -172,18 +173,8 @@ def test_save_then_load_gives_the_same_logits(windows, tmp_path, uniform):
 
 
 def _args(model, corpus, out, *extra):
-    common = ["--nsamples", "8", "--seqlen", "32", "--eval-windows", "2", "--out", str(out), "--quiet"]
-    return [
-        "prune",
-        "--model",
-        str(model),
-        "--dataset",
-        str(corpus),
-        *common,
-        "--method",
-        "structured",
-        *extra,
-    ]
+    common = ["--eval-windows", "2", "--out", str(out), "--quiet", "--method", "structured"]
+    return prune_args(model, corpus, *common, *extra, nsamples=8)
 
 
 def test_cli_structured_prune_writes_analysis_and_the_plan_replays(saved_llama, corpus, tmp_path, capsys):

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import secateur
+from helpers.cli import prune_args
 from helpers.tiny import tiny_model
 from secateur.cli.main import main
 from secateur.config import CalibrationConfig, PruneConfig
@@ -56,17 +57,7 @@ def test_cli_tiered_writes_tier_maps_and_heatmap(saved_llama, corpus, tmp_path, 
     from transformers import AutoModelForCausalLM
 
     out = tmp_path / "tiered"
-    args = [
-        "prune",
-        "--model",
-        str(saved_llama),
-        "--dataset",
-        str(corpus),
-        "--nsamples",
-        "4",
-        "--seqlen",
-        "32",
-    ]
+    args = prune_args(saved_llama, corpus)
     args += ["--eval-windows", "2", "--out", str(out), "--quiet", "--pattern", "tiered", "--block-size", "16"]
     args += ["--tiers", "0.35,0.45,0.20", "--topk", "10"]
     assert main(args) == 0
