@@ -9,7 +9,18 @@ from secateur import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from secateur.cli import apply_plan, catalogue, compare, eval, finetune, progressive, prune
+    from secateur.cli import (
+        apply_plan,
+        bench,
+        catalogue,
+        compare,
+        eval,
+        finetune,
+        progressive,
+        prune,
+        recover,
+        report_dir,
+    )
 
     parser = argparse.ArgumentParser(
         prog="secateur", description="Prune Hugging Face causal language models, measure what it cost."
@@ -21,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_parser(subparsers)
     finetune.add_parser(subparsers)
     progressive.add_parser(subparsers)
+    recover.add_parser(subparsers)
+    bench.add_parser(subparsers)
+    report_dir.add_parser(subparsers)
     apply_plan.add_parser(subparsers)
     catalogue.add_parsers(subparsers)
     return parser

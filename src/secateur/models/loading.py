@@ -29,6 +29,10 @@ def locate_model(name: str) -> str:
     """Resolve a --model value to a loadable folder or hub id, fetching embedded models once."""
     path = Path(name).expanduser()
     if path.exists():
+        from secateur.export.adapters import is_adapter_folder
+
+        if is_adapter_folder(path):
+            return str(path)
         if not (path / "config.json").is_file():
             raise SecateurError(f"{path} is not a Hugging Face model folder (it has no config.json)")
         return str(path)
@@ -61,8 +65,14 @@ def load_model(name: str, dtype: str = "auto", device: torch.device | None = Non
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     location = locate_model(name)
+    from secateur.export.adapters import is_adapter_folder, load_with_adapter
     from secateur.export.structured import is_heterogeneous
 
+    if is_adapter_folder(location):  # a LoRA adapter saved by `secateur recover`: base + adapter
+        loaded = load_with_adapter(location, dtype, device, load_model)
+        loaded.adapter = ModelAdapter(loaded.model)
+        loaded.name, loaded.location = name, location
+        return loaded
     if is_heterogeneous(location):  # a structurally pruned model with per-layer widths
         return _load_heterogeneous(name, location, dtype, device)
     try:

@@ -132,3 +132,95 @@ class ProgressiveRecipe:
             raise SecateurError(f"progressive schedules use --pattern tiered[:B], not {self.prune.pattern}")
         if self.prune.tiers is not None:
             raise SecateurError("--tiers is set per iteration by the --schedule file; drop --tiers")
+
+
+LORA_ROLES = ("q", "k", "v", "o", "gate", "up", "down")
+
+
+@dataclass(frozen=True)
+class LoraConfig:
+    """The low-rank adapters of `secateur recover` (peft LoRA)."""
+
+    r: int = option(8, "LoRA rank", "--lora_r", flag="--lora-r")
+    alpha: float = option(
+        16.0, "LoRA scaling alpha (the update is scaled by alpha / r)", "--lora_alpha", flag="--lora-alpha"
+    )
+    dropout: float = option(0.05, "dropout on the LoRA input", "--lora_dropout", flag="--lora-dropout")
+    target_modules: str = option(
+        ",".join(LORA_ROLES),
+        "Linears that get adapters: roles q,k,v,o,gate,up,down or module names (q_proj, ...)",
+        "--lora_target_modules",
+        "--lora-target-modules",
+    )
+    train_on_inputs: bool = option(False, "instruction data: also train on the prompt, not only the response")
+    val_set_size: int | None = option(
+        None,
+        "instruction records held out for the eval loss (default: a tenth, at most 2000)",
+        "--val_set_size",
+    )
+    merge: bool = option(
+        False, "merge the adapters into the weights and write a standalone checkpoint (else: the adapter)"
+    )
+
+    def __post_init__(self) -> None:
+        if self.r < 1:
+            raise SecateurError(f"--lora-r must be at least 1, got {self.r}")
+        if not self.alpha > 0:
+            raise SecateurError(f"--lora-alpha must be > 0, got {self.alpha}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise SecateurError(f"--lora-dropout must be in [0, 1), got {self.dropout}")
+        if not self.targets():
+            raise SecateurError("--target-modules is empty; give roles like q,k,v,o,gate,up,down")
+        if self.val_set_size is not None and self.val_set_size < 0:
+            raise SecateurError(f"--val-set-size must be >= 0, got {self.val_set_size}")
+
+    def targets(self) -> tuple[str, ...]:
+        return tuple(part.strip() for part in str(self.target_modules).split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class LoraTrainingConfig(FinetuneConfig):
+    """FinetuneConfig with the defaults of LoRA recovery (alpaca-lora / LLM-Pruner post-training)."""
+
+    dataset: str | None = option(
+        None,
+        "training data: Alpaca records (.json/.jsonl with instruction/input/output, or a hub dataset "
+        "such as yahma/alpaca-cleaned) or plain text (embedded corpus, hub dataset, .txt) (default: lee)",
+        flag="--data",
+    )
+
+    seqlen: int = option(
+        256,
+        "tokens per example: instruction records are cut here, plain text is windowed",
+        "--cutoff_len",
+        "--cutoff-len",
+        flag="--train-seqlen",
+    )
+    epochs: float = option(
+        2.0,
+        "passes over the training data",
+        "--num_epochs",
+        "--num-epochs",
+        "--num_train_epochs",
+        "--num-train-epochs",
+    )
+    learning_rate: float = option(3e-4, "AdamW learning rate", "--lr")
+    eval_loss_windows: int | None = option(
+        None, "plain text only: eval-loss windows from the test split (default: all)"
+    )
+
+
+@dataclass(frozen=True)
+class RecoverRecipe:
+    """Everything `secateur recover` does: LoRA on a (pruned) model, then merge or keep the adapter."""
+
+    model: str = option("smollm2-135m", "model to recover: any secateur output, local folder or hub id")
+    dtype: str = option("float32", "weights' dtype while training (use --bf16 for mixed precision)")
+    out: str | None = option(None, "output folder: the adapter, or with --merge a standalone checkpoint")
+    overwrite: bool = option(False, "replace an existing --out folder")
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    finetune: LoraTrainingConfig = field(default_factory=LoraTrainingConfig)
+    evaluation: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        _check_dtype(self.dtype)

@@ -179,13 +179,38 @@ def finetune(
 
     Raises VerificationError if a pruned weight is nonzero at the end (the model is then not saved).
     """
-    started = time.perf_counter()
     adapter = ModelAdapter(model)
     train = training_windows(tokenizer, dataset, config.seqlen, config.train_windows, config.seed)
     evaluation = eval_windows(
         eval_stream(tokenizer, resolve_source(dataset)), config.seqlen, config.eval_loss_windows
     )
     masks = WeightMasks.from_zeros(adapter) if config.masked else WeightMasks([])
+    return train_model(
+        model,
+        config,
+        WindowDataset(train),
+        WindowDataset(evaluation),
+        masks=masks,
+        work_dir=work_dir,
+        show_progress=show_progress,
+        callbacks=callbacks,
+    )
+
+
+def train_model(
+    model,
+    config: FinetuneConfig,
+    train: torch.utils.data.Dataset,
+    evaluation: torch.utils.data.Dataset,
+    *,
+    masks: WeightMasks,
+    work_dir: str | Path | None = None,
+    show_progress: bool = True,
+    callbacks: tuple = (),
+    collator=None,
+) -> FinetuneResult:
+    """The Trainer run shared by full and LoRA fine-tuning; `masks` are held (empty: nothing held)."""
+    started = time.perf_counter()
     bf16 = config.bf16 and _bf16_supported()
     if config.bf16 and not bf16:
         print("note: this GPU has no bf16; training in fp32", flush=True)
@@ -202,8 +227,9 @@ def finetune(
         trainer = Trainer(
             model=model,
             args=args,
-            train_dataset=WindowDataset(train),
-            eval_dataset=WindowDataset(evaluation),
+            train_dataset=train,
+            eval_dataset=evaluation,
+            data_collator=collator,
             callbacks=[_mask_callback(masks), *callbacks],
         )
         if not show_progress:

@@ -1,21 +1,49 @@
 """OSSCAR-style MLP channel pruning with layer-wise reconstruction (Meng et al., 2024, arXiv:2403.12983).
 
-For one MLP, with X (tokens, m) the inputs of down_proj and W (h, m) its weight, choose the set S of
-k channels to keep so that down_proj's output XWᵀ is rebuilt best once the kept columns are refit
-by least squares:
+For one MLP, with X (tokens, m) the inputs the pruned down_proj will receive and Y (tokens, h) the
+output it should produce, choose the set S of k channels to keep so that Y is rebuilt best once the
+kept columns are refit by least squares:
 
-    W_S = W G[:, S] (G_SS + Λ)⁻¹,   error(S) = ‖XWᵀ − X_S W_Sᵀ‖²  (all through G = XᵀX)
+    W_S = (YᵀX)[:, S] (G_SS + Λ)⁻¹,   error(S) = ‖Y − X_S W_Sᵀ‖²   with G = XᵀX
 
-Λ is `damp_percent` times the diagonal of G_SS (dampening relative to each channel's scale). The
-search starts from the Wanda channel ranking (‖W_:,c‖₂·‖X_c‖₂) and improves it by swap moves, as
-OSSCAR's local search does: the kept channels contributing least and the pruned channels best
-correlated with the current residual are tried in pairs, and the best improving swap is taken until
-none improves, so the objective never increases. Everything is computed from G (m x m), never from X.
+Everything goes through G (m x m), C = YᵀX (h x m) and ‖Y‖², never through X or Y. OSSCAR's own
+target is the layer's output on those same inputs, Y = XWᵀ (then C = WG); `Reconstruction.of_layer`
+builds that, `osscar_run` can also aim at the dense model's output. Λ is `damp` times the mean of
+G_SS's diagonal.
+
+Starts: Wanda's ranking (‖W_:,c‖₂·‖X_c‖₂) or a greedy backward elimination that removes, at every
+step, the channels whose removal raises the refit error least (the optimal-brain-surgeon formula
+ΔE_j = ‖W*_:,j‖² / (H⁻¹)_jj, updated exactly after each removal). The swap local search then improves
+either, as OSSCAR's does: the kept channels contributing least and the pruned channels best correlated
+with the residual are tried in pairs and the best improving swap taken until none improves, so the
+objective never increases.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+
+
+@dataclass
+class Reconstruction:
+    """One down_proj's least-squares problem, in Gram form (fp32)."""
+
+    gram: torch.Tensor  # XᵀX (m, m)
+    cross: torch.Tensor  # YᵀX (h, m)
+    energy: float  # ‖Y‖²
+
+    @classmethod
+    def of_layer(cls, weight: torch.Tensor, gram: torch.Tensor) -> Reconstruction:
+        """Rebuild the layer's own output on these inputs: Y = XWᵀ."""
+        weight, gram = weight.float(), gram.float()
+        cross = weight @ gram
+        return cls(gram, cross, float((cross * weight).sum()))
+
+    @property
+    def width(self) -> int:
+        return self.gram.shape[0]
 
 
 def damped(gram: torch.Tensor, keep: torch.Tensor, damp: float) -> torch.Tensor:
@@ -25,53 +53,64 @@ def damped(gram: torch.Tensor, keep: torch.Tensor, damp: float) -> torch.Tensor:
     )
 
 
-def refit(
-    weight: torch.Tensor, gram: torch.Tensor, keep: torch.Tensor, damp: float, wg: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Least-squares weights (h, k) of the kept columns: W G[:, S] (G_SS + Λ)⁻¹ (fp32).
-
-    `wg`: W G, when the caller already has it (the search reuses it for every trial)."""
-    rhs = (wg if wg is not None else weight @ gram)[:, keep]  # (h, k)
-    factor = torch.linalg.cholesky(damped(gram, keep, damp))
-    return torch.cholesky_solve(rhs.T, factor).T
+def refit(problem: Reconstruction, keep: torch.Tensor, damp: float) -> torch.Tensor:
+    """Least-squares weights (h, k) of the kept columns: C[:, S] (G_SS + Λ)⁻¹."""
+    factor = torch.linalg.cholesky(damped(problem.gram, keep, damp))
+    return torch.cholesky_solve(problem.cross[:, keep].T, factor).T
 
 
-def error(
-    weight: torch.Tensor,
-    gram: torch.Tensor,
-    keep: torch.Tensor,
-    kept_weight: torch.Tensor,
-    wg: torch.Tensor | None = None,
-) -> float:
-    """‖XWᵀ − X_S W_Sᵀ‖² through G (symmetric), for any kept weights (refit or not).
-
-    = tr(W G Wᵀ) − 2 tr(W_S (W G)[:, S]ᵀ) + tr(W_S G_SS W_Sᵀ); with `wg` = W G given, a trial
-    costs one (h, k, k) product instead of three (h, m, m)-sized ones."""
-    wg = wg if wg is not None else weight @ gram
-    full = (wg * weight).sum()
-    cross = (kept_weight * wg[:, keep]).sum()
-    own = (kept_weight @ gram[keep][:, keep] * kept_weight).sum()
-    return float(full - 2 * cross + own)
+def error(problem: Reconstruction, keep: torch.Tensor, kept_weight: torch.Tensor) -> float:
+    """‖Y − X_S W_Sᵀ‖² = ‖Y‖² − 2 tr(W_S C[:, S]ᵀ) + tr(W_S G_SS W_Sᵀ), for any kept weights."""
+    cross = (kept_weight * problem.cross[:, keep]).sum()
+    own = (kept_weight @ problem.gram[keep][:, keep] * kept_weight).sum()
+    return float(problem.energy - 2 * cross + own)
 
 
 def wanda_channels(weight: torch.Tensor, gram: torch.Tensor, k: int) -> torch.Tensor:
     """The k channels with the largest ‖W_:,c‖₂·‖X_c‖₂, sorted."""
-    score = weight.norm(dim=0) * gram.diagonal().clamp_min(0).sqrt()
+    score = weight.float().norm(dim=0) * gram.diagonal().clamp_min(0).sqrt()
     return torch.sort(torch.topk(score, k).indices).values
 
 
+def greedy_channels(problem: Reconstruction, k: int, damp: float, steps: int = 128) -> torch.Tensor:
+    """Backward elimination to k channels, sorted.
+
+    From the refit of all m channels, W* = C H⁻¹ (H = G + Λ), removing a set J changes W* by
+    −W*_:,J (H⁻¹_JJ)⁻¹ H⁻¹_J,: and H⁻¹ by the matching Schur complement (exact). Each step removes
+    the ⌈(m−k)/steps⌉ channels with the smallest single-removal cost ‖W*_:,j‖² / H⁻¹_jj, so the work
+    is `steps` rank-|J| updates of an m x m matrix, not m−k of them.
+    """
+    m = problem.width
+    everyone = torch.arange(m, device=problem.gram.device)
+    inverse = torch.cholesky_inverse(torch.linalg.cholesky(damped(problem.gram, everyone, damp)))
+    fitted = problem.cross @ inverse
+    alive = torch.ones(m, dtype=torch.bool, device=problem.gram.device)
+    chunk = max(1, -(-(m - k) // steps))
+    while int(alive.sum()) > k:
+        diagonal = inverse.diagonal().clamp_min(1e-12)
+        cost = torch.where(alive, fitted.pow(2).sum(0) / diagonal, torch.inf)
+        drop = torch.topk(cost, min(chunk, int(alive.sum()) - k), largest=False).indices
+        block = torch.linalg.inv(inverse[drop][:, drop])
+        fitted -= fitted[:, drop] @ block @ inverse[drop]
+        inverse -= inverse[:, drop] @ block @ inverse[drop]
+        alive[drop] = False
+        inverse[drop] = 0  # removed channels drop out of every later update
+        inverse[:, drop] = 0
+        fitted[:, drop] = 0
+    return alive.nonzero().flatten()
+
+
 def local_search(
-    weight: torch.Tensor, gram: torch.Tensor, keep: torch.Tensor, damp: float, swaps: int, width: int = 3
+    problem: Reconstruction, keep: torch.Tensor, damp: float, swaps: int, width: int = 3
 ) -> tuple[torch.Tensor, list[float]]:
     """Improve `keep` by swaps; returns (keep, objective after each accepted swap, start first)."""
-    weight, gram = weight.float(), gram.float()
-    wg = weight @ gram
+    gram, cross = problem.gram, problem.cross
     keep = torch.sort(keep).values
-    best = error(weight, gram, keep, refit(weight, gram, keep, damp, wg), wg)
+    best = error(problem, keep, refit(problem, keep, damp))
     history = [best]
     for _ in range(swaps):
-        fitted = refit(weight, gram, keep, damp, wg)
-        pruned = torch.ones(gram.shape[0], dtype=torch.bool, device=gram.device)
+        fitted = refit(problem, keep, damp)
+        pruned = torch.ones(problem.width, dtype=torch.bool, device=gram.device)
         pruned[keep] = False
         dropped = pruned.nonzero().flatten()
         if dropped.numel() == 0:
@@ -79,7 +118,7 @@ def local_search(
         # Kept channels whose refit columns carry least output energy; pruned channels whose inputs
         # correlate most with what the kept ones fail to rebuild (residual ⟂ span, through G).
         contribution = fitted.pow(2).sum(0) * gram[keep, keep]
-        residual = wg[:, dropped] - fitted @ gram[keep][:, dropped]  # (h, pruned)
+        residual = cross[:, dropped] - fitted @ gram[keep][:, dropped]  # (h, pruned)
         gain = residual.pow(2).sum(0) / gram[dropped, dropped].clamp_min(1e-8)
         outs = keep[torch.topk(-contribution, min(width, keep.numel())).indices]
         ins = dropped[torch.topk(gain, min(width, dropped.numel())).indices]
@@ -89,7 +128,7 @@ def local_search(
                 trial = torch.sort(
                     torch.cat([keep[keep != out], torch.tensor([new], device=keep.device)])
                 ).values
-                value = error(weight, gram, trial, refit(weight, gram, trial, damp, wg), wg)
+                value = error(problem, trial, refit(problem, trial, damp))
                 if value < candidate_error - 1e-9 * abs(candidate_error):
                     candidate, candidate_error = trial, value
         if candidate is None:

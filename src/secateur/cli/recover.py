@@ -1,0 +1,90 @@
+"""`secateur recover`: LoRA recovery of a pruned model on instruction data or text."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from secateur.cli.options import add_config_arguments, collect
+from secateur.config import EvalConfig, from_dict
+from secateur.errors import SecateurError
+from secateur.recovery.config import LoraConfig, LoraTrainingConfig, RecoverRecipe
+
+TRAINING_FLAGS = {"dataset": ["--data", "--data-path", "--data_path", "--train-dataset", "--dataset"]}
+EVAL_FLAGS = {"dense": ["--eval-before"]}
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "recover",
+        help="recover a pruned model's quality with LoRA (peft); --merge writes a standalone checkpoint",
+        description="LoRA on Alpaca instruction data (.json/.jsonl, hub) or plain text, with the "
+        "Hugging Face Trainer (several GPUs: run it under `accelerate launch`). Mask-pruned models keep "
+        "their zeros through --merge (re-applied and verified).",
+    )
+    add_config_arguments(parser, RecoverRecipe, "recipe")
+    add_config_arguments(parser.add_argument_group("LoRA"), LoraConfig, "lora")
+    add_config_arguments(
+        parser.add_argument_group("training"),
+        LoraTrainingConfig,
+        "finetune",
+        flags=TRAINING_FLAGS,
+        skip=("masked",),  # pruned zeros are always kept on merge
+    )
+    add_config_arguments(parser.add_argument_group("evaluation"), EvalConfig, "evaluation", flags=EVAL_FLAGS)
+    parser.add_argument("--json", metavar="FILE", help="write the run's manifest to FILE too")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or loss logs")
+    parser.set_defaults(run=run)
+
+
+def build_recipe(args: argparse.Namespace) -> RecoverRecipe:
+    from secateur.models.embedded import embedded_model
+
+    data = collect(args, "recipe")
+    data["lora"] = collect(args, "lora")
+    data["finetune"] = collect(args, "finetune")
+    data["evaluation"] = collect(args, "evaluation")
+    if data.get("out") is None:
+        raise SecateurError("recover needs --out DIR for the adapter (or, with --merge, the checkpoint)")
+    embedded = embedded_model(str(data.get("model", RecoverRecipe.model)))
+    if embedded is not None and embedded.demo.eval_windows:
+        data["evaluation"].setdefault("max_windows", embedded.demo.eval_windows)
+    return from_dict(RecoverRecipe, data)
+
+
+def run(args: argparse.Namespace) -> int:
+    from secateur.evaluation.summary import format_table
+    from secateur.recovery.recover_run import run_recover
+
+    recipe = build_recipe(args)
+    note = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
+    run_ = run_recover(recipe, show_progress=not args.quiet, note=note, argv=sys.argv)
+    result, tuned = run_.result, run_.result.training
+    loss = f"{tuned.first_loss or float('nan'):.4f} -> {tuned.last_loss or float('nan'):.4f}"
+    rows = [
+        [
+            "data",
+            f"{result.data} ({result.data_kind}, {tuned.train_windows} train / {tuned.eval_windows} eval)",
+        ],
+        ["LoRA", f"r={recipe.lora.r} alpha={recipe.lora.alpha:g} on {recipe.lora.target_modules}"],
+        ["trainable parameters", f"{result.trainable_params:,}"],
+        ["steps", str(tuned.steps)],
+        ["train loss first -> last", loss],
+    ]
+    if tuned.best_eval_loss is not None:
+        rows.append(["best eval loss", f"{tuned.best_eval_loss:.4f}"])
+    if recipe.lora.merge:
+        rows.append(["pruned weights held at zero", f"{result.masked_weights:,} (verified after merge)"])
+    if run_.before is not None:
+        rows.append(["perplexity before", f"{run_.before.perplexity:.3f}"])
+    if run_.after is not None:
+        rows.append(["perplexity after", f"{run_.after.perplexity:.3f}"])
+    rows.append(["time", f"{tuned.seconds:.1f}s"])
+    if run_.out is not None:
+        rows.append(["saved to", f"{run_.out}" + ("" if recipe.lora.merge else " (adapter)")])
+    print(format_table(["recover", "value"], rows))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(run_.manifest, handle, indent=2, default=str)
+    return 0

@@ -1,0 +1,93 @@
+"""`secateur recover`: load any secateur output, measure, train LoRA adapters, measure, write.
+
+With --merge the result is a standalone checkpoint in the format of its input (plain, or with
+per-layer widths for heterogeneous structured models) and pruned zeros are put back and verified;
+without it, the adapter folder is written and `secateur eval --model ADAPTER_DIR` loads base + adapter.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from secateur import __version__
+from secateur.config import to_dict
+from secateur.evaluation.perplexity import PerplexityResult
+from secateur.recovery.config import RecoverRecipe
+
+
+@dataclass
+class RecoverRun:
+    recipe: RecoverRecipe
+    result: object  # RecoverResult
+    before: PerplexityResult | None
+    after: PerplexityResult | None
+    out: Path | None
+    model: object  # the merged model, or the base model holding the adapters
+    manifest: dict = field(default_factory=dict)
+
+
+def run_recover(
+    recipe: RecoverRecipe,
+    *,
+    show_progress: bool = True,
+    note: Callable[[str], None] = print,
+    argv: list[str] | None = None,
+) -> RecoverRun:
+    from secateur.api import check_seqlen, load_model, perplexity_meter
+    from secateur.devices import resolve_device
+    from secateur.export.adapters import base_reference, save_adapter
+    from secateur.export.save import check_output_dir, save_checkpoint
+    from secateur.recovery.finetune import is_main_process
+    from secateur.recovery.lora import merge_keeping_masks, recover
+
+    started = time.perf_counter()
+    if recipe.out is not None:
+        check_output_dir(recipe.out, recipe.overwrite)
+    loaded = load_model(recipe.model, recipe.dtype)
+    training = recipe.finetune
+    check_seqlen(loaded.adapter, training.seqlen, "--train-seqlen")
+    data = training.dataset or "lee"
+    evaluation = recipe.evaluation
+    eval_data = evaluation.dataset or ("lee" if data.endswith((".json", ".jsonl")) else data)
+    measure = perplexity_meter(
+        loaded, evaluation, eval_data, training.seqlen, resolve_device(None), show_progress, note
+    )
+    before = measure("before") if evaluation.dense else None
+    wrapped, masks, result = recover(
+        loaded.model,
+        loaded.tokenizer,
+        recipe.lora,
+        training,
+        work_dir=Path(recipe.out).expanduser().parent if recipe.out else None,
+        show_progress=show_progress,
+    )
+    note(
+        f"LoRA: {result.trainable_params:,} trainable parameters, {result.training.steps} steps "
+        f"in {result.training.seconds:.1f}s on {result.data_kind} ({data})"
+    )
+    model = merge_keeping_masks(wrapped, masks) if recipe.lora.merge else loaded.model
+    after = measure("after, merged" if recipe.lora.merge else "after, base + adapter")
+    manifest = {
+        "secateur_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": argv,
+        "recover_recipe": to_dict(recipe),
+        "recover": result.to_dict(),
+        "perplexity": {
+            "before": before.to_dict() if before else None,
+            "after": after.to_dict() if after else None,
+        },
+        "timings": {"total_s": time.perf_counter() - started},
+    }
+    out = None
+    if recipe.out is not None and is_main_process():  # under `accelerate launch`, rank 0 writes
+        if recipe.lora.merge:
+            out = save_checkpoint(model, loaded.tokenizer, recipe.out, manifest, recipe.overwrite)
+        else:
+            base = base_reference(recipe.model)
+            out = save_adapter(wrapped, loaded.tokenizer, recipe.out, base, manifest, recipe.overwrite)
+    return RecoverRun(recipe, result, before, after, out, model, manifest)
