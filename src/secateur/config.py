@@ -262,7 +262,15 @@ class OsscarConfig:
     damp_percent: float = option(
         0.01, "dampening of the least-squares refit, relative to each channel's scale"
     )
-    swaps: int = option(8, "local-search swap moves tried per layer (0: Wanda selection + refit only)")
+    swaps: int = option(8, "local-search swap moves tried per layer (0: the start + refit only)")
+    start: str = option(
+        "wanda",
+        "where the search starts: wanda (channel norms) or greedy (backward elimination with refit)",
+        flag="--osscar-start",
+    )
+    skip_first_tokens: int = option(
+        1, "leave the first positions of every window (the attention sink) out of the refit statistics"
+    )
 
     def __post_init__(self) -> None:
         if not 0.0 < self.mlp_pruning_ratio < 1.0:
@@ -271,6 +279,10 @@ class OsscarConfig:
             raise SecateurError(f"--damp-percent must be >= 0, got {self.damp_percent}")
         if self.swaps < 0:
             raise SecateurError(f"--swaps must be >= 0, got {self.swaps}")
+        if self.start not in ("wanda", "greedy"):
+            raise SecateurError(f"--osscar-start must be wanda or greedy, got {self.start!r}")
+        if self.skip_first_tokens < 0:
+            raise SecateurError(f"--skip-first-tokens must be >= 0, got {self.skip_first_tokens}")
 
 
 @dataclass(frozen=True)

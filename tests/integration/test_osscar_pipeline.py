@@ -7,10 +7,12 @@ import torch
 import secateur
 from helpers.cli import prune_args
 from helpers.tiny import tiny_model
+from secateur.calibration.capture import capture_layer_inputs
+from secateur.calibration.pipeline import run_layers
 from secateur.cli.main import main
 from secateur.config import CalibrationConfig
 from secateur.models.adapter import ModelAdapter
-from secateur.structured.osscar_run import osscar_prune
+from secateur.structured.osscar_run import layer_problem, osscar_prune
 
 CPU = torch.device("cpu")
 
@@ -50,3 +52,42 @@ def test_cli_osscar_writes_a_standard_checkpoint(saved_llama, corpus, tmp_path, 
     assert (out / "osscar_analysis.json").is_file()
     assert main([*args, "--mlp-pruning-ratio", "1.5", "--overwrite"]) == 2
     assert "--mlp-pruning-ratio must be in (0, 1)" in capsys.readouterr().err
+
+
+def test_refit_statistics_leave_the_sink_position_out(tokenizer, corpus):
+    windows = secateur.calibration_windows(
+        tokenizer, CalibrationConfig(dataset=str(corpus), nsamples=4, seqlen=32)
+    )
+    model = tiny_model("qwen2")
+    adapter = ModelAdapter(model)
+    inputs = capture_layer_inputs(adapter, windows, batch_size=3, compute_device=CPU, storage_device=CPU)
+    seen = {}
+
+    def visit(ctx):
+        if ctx.index == 1:  # a layer whose inputs come through the pipeline
+            captured = []
+            hook = ctx.linears["down"].register_forward_pre_hook(lambda m, a: captured.append(a[0]))
+            ctx.observe()
+            hook.remove()
+            x = torch.cat(captured)  # (windows, seqlen, intermediate)
+            seen["direct"] = [torch.einsum("nti,ntj->ij", x[:, k:], x[:, k:]) for k in (0, 1)]
+            seen["ours"] = [layer_problem(ctx, k) for k in (0, 1)]
+
+    run_layers(adapter, visit, inputs=inputs, device=CPU, show_progress=False)
+    for direct, ours in zip(seen["direct"], seen["ours"], strict=True):
+        assert torch.allclose(ours.gram, direct, rtol=1e-4, atol=1e-3)
+    assert not torch.allclose(seen["ours"][0].gram, seen["ours"][1].gram)
+    weight = model.model.layers[1].mlp.down_proj.weight
+    assert torch.allclose(seen["ours"][1].cross, weight @ seen["direct"][1], rtol=1e-4, atol=1e-3)
+
+
+def test_greedy_start_runs_end_to_end_and_is_recorded(tokenizer, corpus):
+    windows = secateur.calibration_windows(
+        tokenizer, CalibrationConfig(dataset=str(corpus), nsamples=4, seqlen=32)
+    )
+    model = tiny_model("llama")
+    common = dict(ratio=0.25, damp=0.01, swaps=2, round_to=16, device=CPU, show_progress=False)
+    report = osscar_prune(ModelAdapter(model), windows, **common, start="greedy")
+    assert report["start"] == "greedy" and report["skip_first_tokens"] == 1
+    assert all(layer["kept"] == 96 for layer in report["layers"])
+    assert all(layer["error_search"][-1] < layer["error_wanda_no_refit"] for layer in report["layers"])

@@ -26,7 +26,7 @@ class _StopLayer(Exception):
     """Raised by a pre-hook to end a statistics pass once the last observed module has its input."""
 
 
-def first_output(output: Any) -> torch.Tensor:
+def _first(output: Any) -> torch.Tensor:
     # transformers 5 decoder layers return a tensor, 4.x a tuple whose first item is the tensor.
     return output[0] if isinstance(output, (tuple, list)) else output
 
@@ -75,7 +75,7 @@ class LayerContext:
         hidden = self.inputs.hidden
         for batch in self.inputs.batches():
             args, kwargs = self.inputs.arguments(batch)
-            out = first_output(self.layer(hidden[batch].to(self.device), *args, **kwargs))
+            out = _first(self.layer(hidden[batch].to(self.device), *args, **kwargs))
             hidden[batch] = out.to(hidden.device)
         self.propagated = True
 

@@ -34,6 +34,8 @@ def prune_osscar(
         ratio=config.mlp_pruning_ratio,
         damp=config.damp_percent,
         swaps=config.swaps,
+        start=config.start,
+        skip_first=config.skip_first_tokens,
         round_to=recipe.structured.round_to,
         device=device,
         batch_size=recipe.prune.batch_size,
