@@ -178,3 +178,21 @@ def test_bad_recover_input_is_one_line(saved_llama, tmp_path, capsys):
     assert main([*common, "--target-modules", "qq_proj"]) == 2
     assert "matches no Linear" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_depth_pruned_model_recovers_and_merges_into_a_plain_checkpoint(tokenizer, corpus, windows, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from secateur.api import save_pruned
+    from secateur.structured.depth import remove_layers
+
+    model = tiny_model("mistral", num_hidden_layers=4)
+    remove_layers(ModelAdapter(model), [1, 2])
+    training = LoraTrainingConfig(dataset=str(corpus), **(TRAIN | {"max_steps": 3}))
+    wrapped, masks, _ = recover(model, tokenizer, LoraConfig(r=2), training, show_progress=False)
+    merged = merge_keeping_masks(wrapped, masks)
+    save_pruned(merged, tokenizer, tmp_path / "merged")
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
+    assert reloaded.config.num_hidden_layers == 2
+    with torch.no_grad():
+        assert torch.allclose(reloaded(windows[:2]).logits, merged(windows[:2]).logits, atol=1e-5)
