@@ -146,9 +146,6 @@ def test_wanda_and_taylor_importances_match_hand_computed_references(windows):
     assert torch.allclose(grads[name].mean, g, atol=1e-7) and torch.allclose(
         grads[name].mean_sq, g * g, atol=1e-9
     )
-    assert (
-        all(not p.requires_grad or p.grad is None for p in model.parameters() if p.grad is not None) or True
-    )
 
 
 @pytest.mark.parametrize("uniform", [False, True])
