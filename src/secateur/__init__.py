@@ -34,6 +34,17 @@ _LAZY = {
     "EvalConfig": "secateur.config",
     "PruneRecipe": "secateur.config",
     "SecateurError": "secateur.errors",
+    "recover": "secateur.recovery.lora",
+    "merge_keeping_masks": "secateur.recovery.lora",
+    "run_recover": "secateur.recovery.recover_run",
+    "LoraConfig": "secateur.recovery.config",
+    "LoraTrainingConfig": "secateur.recovery.config",
+    "RecoverRecipe": "secateur.recovery.config",
+    "zero_shot": "secateur.evaluation.zeroshot",
+    "run_bench": "secateur.evaluation.bench",
+    "BenchRecipe": "secateur.evaluation.bench_config",
+    "measure_speed": "secateur.evaluation.speed",
+    "write_report": "secateur.evaluation.report_md",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]
