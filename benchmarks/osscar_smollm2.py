@@ -1,7 +1,8 @@
 """OSSCAR MLP pruning on the embedded default model at 10% and 25% MLP ratio (run by hand).
 
 Against the baseline the issue sets: Wanda channel selection with no search and no refit, same
-ratio, same sequential pipeline. Perplexity on the Lee test split, time, parameters.
+ratio, same sequential pipeline. OSSCAR from both starts (Wanda ranking, greedy elimination).
+Perplexity on the Lee test split, time, parameters.
 Results go to benchmarks/results/osscar_smollm2.json and a table on stdout.
 """
 
@@ -37,11 +38,16 @@ def main() -> None:
     dense = api.evaluate(loaded, dataset="lee", seqlen=args.seqlen, show_progress=False).perplexity
     rows = []
     for ratio in (0.10, 0.25):
-        for reconstruct in (True, False):
+        for start in ("greedy", "wanda", None):  # None: the baseline
             model = copy.deepcopy(loaded.model)
             settings = dict(ratio=ratio, damp=0.01, swaps=8, round_to=64, device=torch.device("cpu"))
             data = osscar_prune(
-                ModelAdapter(model), windows, **settings, show_progress=False, reconstruct=reconstruct
+                ModelAdapter(model),
+                windows,
+                **settings,
+                show_progress=False,
+                reconstruct=start is not None,
+                start=start or "wanda",
             )
             ppl = api.evaluate(
                 model, loaded.tokenizer, dataset="lee", seqlen=args.seqlen, show_progress=False
@@ -49,7 +55,7 @@ def main() -> None:
             rows.append(
                 {
                     "ratio": ratio,
-                    "method": "osscar" if reconstruct else "wanda channels, no refit",
+                    "method": f"osscar, {start} start" if start else "wanda channels, no refit",
                     "perplexity": ppl.perplexity,
                     "seconds": data["seconds"],
                     "params": data["params_after"],

@@ -76,3 +76,10 @@ def test_a_heterogeneous_model_is_evaluated_in_memory_and_through_the_cli(local_
     assert json.loads(report.read_text())["tasks"][0]["value"] == pytest.approx(score.value)
     assert main([*args[:-2], "no_such_task", "--tasks-path", str(folder)]) == 2
     assert "unknown lm-eval task 'no_such_task'" in capsys.readouterr().err
+
+
+def test_hub_tasks_offline_fail_with_one_line(saved_llama, capsys):
+    args = ["eval", "--model", str(saved_llama), "--tasks", "arc_easy", "--limit", "2", "--quiet"]
+    assert main(args) == 2  # the test session is offline (HF_DATASETS_OFFLINE=1)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "lm-eval could not prepare arc_easy" in err[-1] and "Offline?" in err[-1]
