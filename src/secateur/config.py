@@ -264,7 +264,7 @@ class OsscarConfig:
     )
     swaps: int = option(8, "local-search swap moves tried per layer (0: the start + refit only)")
     start: str = option(
-        "wanda",
+        "greedy",
         "where the search starts: wanda (channel norms) or greedy (backward elimination with refit)",
         flag="--osscar-start",
     )

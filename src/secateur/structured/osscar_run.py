@@ -73,7 +73,7 @@ def osscar_prune(
     batch_size: int = 4,
     show_progress: bool = True,
     reconstruct: bool = True,
-    start: str = "wanda",
+    start: str = "greedy",
     skip_first: int = 1,
 ) -> dict:
     """Prune every MLP in place; returns a report (per layer: kept channels, errors before/after search).
