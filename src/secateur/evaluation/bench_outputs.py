@@ -85,7 +85,8 @@ def bench_table(result: BenchResult) -> str:
         text += "\n" + format_table(
             ["vs baseline", "batch x prompt", "prefill speedup", "decode speedup"], speed
         )
-    return text + f"\nmeasured on {result.device}"
+    memory = "allocated above the weights" if result.device.startswith("cuda") else "process peak RSS"
+    return text + f"\nmeasured on {result.device}; peak MB = {memory}"
 
 
 def write_csv(result: BenchResult, path: Path) -> None:

@@ -4,9 +4,11 @@ Protocol, per (batch size, prompt length): `warmup` untimed runs, then `runs` ti
 is one prefill (a forward over the whole prompt that fills the KV cache) followed by `new_tokens`
 greedy decode steps, one token at a time, reusing the cache. Reported: median and spread (min..max)
 of prefill latency and of per-token decode latency, and the throughputs they imply. On CUDA every
-timing is bracketed by synchronisations and peak memory is `max_memory_allocated`; on CPU peak
-memory is the growth of the process's resident set over the run (sampled), which is what a user
-watching `top` would see. Random token ids are used: speed does not depend on the text.
+timing is bracketed by synchronisations and peak memory is `max_memory_allocated` above what was
+allocated before (activations, KV cache, workspace; not the weights). On CPU it is the process's
+peak resident set during the timed runs (sampled every 5 ms; weights and Python included), what a
+user watching `top` sees: after warm-up the allocator reuses its memory, so a growth would read 0.
+Random token ids are used: speed does not depend on the text.
 """
 
 from __future__ import annotations
@@ -80,8 +82,8 @@ class PeakRss:
         self.peak = max(self.peak, self.process.memory_info().rss)
 
     @property
-    def growth_mb(self) -> float:
-        return (self.peak - self.start) / 2**20
+    def peak_mb(self) -> float:
+        return self.peak / 2**20
 
 
 @torch.inference_mode()
@@ -130,9 +132,7 @@ def measure_speed(
             prefill, decode = _one_run(model, ids, new_tokens, device)
             prefills.append(prefill)
             decodes.append(decode / max(new_tokens, 1))
-    peak = (
-        (torch.cuda.max_memory_allocated(device) - base) / 2**20 if device.type == "cuda" else rss.growth_mb
-    )
+    peak = (torch.cuda.max_memory_allocated(device) - base) / 2**20 if device.type == "cuda" else rss.peak_mb
     prefill_t, decode_t = Timing.of(prefills), Timing.of(decodes)
     return SpeedRow(
         model=label,
