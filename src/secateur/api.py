@@ -285,22 +285,27 @@ def run_finetune(
         f"{result.masked_weights:,} pruned weights held at zero"
     )
     after = measure("after")
-    manifest = {
+    manifest = training_manifest("finetune", recipe, result, before, after, argv, started)
+    out = None
+    if recipe.out is not None and is_main_process():  # under `accelerate launch`, rank 0 writes
+        out = save_checkpoint(loaded.model, loaded.tokenizer, recipe.out, manifest, recipe.overwrite)
+    return FinetuneRun(recipe, result, before, after, out, manifest)
+
+
+def training_manifest(kind: str, recipe, result, before, after, argv, started: float) -> dict:
+    """secateur.json of a fine-tuning or recovery run: `<kind>_recipe` replays it, `<kind>` is its result."""
+    return {
         "secateur_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": argv,
-        "finetune_recipe": to_dict(recipe),
-        "finetune": result.to_dict(),
+        f"{kind}_recipe": to_dict(recipe),
+        kind: result.to_dict(),
         "perplexity": {
             "before": before.to_dict() if before else None,
             "after": after.to_dict() if after else None,
         },
         "timings": {"total_s": time.perf_counter() - started},
     }
-    out = None
-    if recipe.out is not None and is_main_process():  # under `accelerate launch`, rank 0 writes
-        out = save_checkpoint(loaded.model, loaded.tokenizer, recipe.out, manifest, recipe.overwrite)
-    return FinetuneRun(recipe, result, before, after, out, manifest)
 
 
 def perplexity_meter(loaded, evaluation, dataset, default_seqlen, device, show_progress, note):

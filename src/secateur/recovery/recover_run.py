@@ -10,11 +10,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
-from secateur import __version__
-from secateur.config import to_dict
 from secateur.evaluation.perplexity import PerplexityResult
 from secateur.recovery.config import RecoverRecipe
 
@@ -37,7 +34,7 @@ def run_recover(
     note: Callable[[str], None] = print,
     argv: list[str] | None = None,
 ) -> RecoverRun:
-    from secateur.api import check_seqlen, load_model, perplexity_meter
+    from secateur.api import check_seqlen, load_model, perplexity_meter, training_manifest
     from secateur.devices import resolve_device
     from secateur.export.adapters import base_reference, save_adapter
     from secateur.export.save import check_output_dir, save_checkpoint
@@ -71,18 +68,7 @@ def run_recover(
     )
     model = merge_keeping_masks(wrapped, masks) if recipe.lora.merge else loaded.model
     after = measure("after, merged" if recipe.lora.merge else "after, base + adapter")
-    manifest = {
-        "secateur_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": argv,
-        "recover_recipe": to_dict(recipe),
-        "recover": result.to_dict(),
-        "perplexity": {
-            "before": before.to_dict() if before else None,
-            "after": after.to_dict() if after else None,
-        },
-        "timings": {"total_s": time.perf_counter() - started},
-    }
+    manifest = training_manifest("recover", recipe, result, before, after, argv, started)
     out = None
     if recipe.out is not None and is_main_process():  # under `accelerate launch`, rank 0 writes
         if recipe.lora.merge:
