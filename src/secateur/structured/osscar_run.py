@@ -101,9 +101,8 @@ def osscar_prune(
         weight = down.weight.detach().float()
         # The baseline is plain Wanda: its channel norms over every token, the sink included.
         problem = layer_problem(ctx, skip_first if reconstruct else 0)
-        own = Reconstruction.of_layer(weight, problem.gram)  # the baseline's objective, for the report
         wanda = wanda_channels(weight, problem.gram, width)
-        plain = error(own, wanda, weight[:, wanda])
+        plain = error(problem, wanda, weight[:, wanda])
         if reconstruct:
             first = wanda if start == "wanda" else greedy_channels(problem, width, damp)
             keep, history = local_search(problem, first, damp, swaps)
