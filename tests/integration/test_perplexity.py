@@ -45,12 +45,36 @@ def test_layerwise_evaluation_equals_direct(tokenizer, corpus):
     assert layerwise / (5 * 47) == pytest.approx(direct.mean_nll, rel=1e-5)
 
 
-def test_small_logit_budget_gives_the_same_answer(tokenizer, corpus, monkeypatch):
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 4])
+def test_batch_size_does_not_move_the_answer_beyond_1e_9(tokenizer, corpus, batch_size):
+    # Per-token NLLs come from head products of one fixed shape and are summed in float64, so how
+    # the windows are batched (and where a position falls in a block) cannot change the result.
+    model = tiny_model()
+    windows = eval_windows(eval_stream(tokenizer, resolve_source(str(corpus))), 40, max_windows=5)
+    whole = perplexity(ModelAdapter(model), windows, batch_size=5, show_progress=False)
+    batched = perplexity(ModelAdapter(model), windows, batch_size=batch_size, show_progress=False)
+    assert batched.mean_nll == pytest.approx(whole.mean_nll, rel=1e-9)
+    assert batched.perplexity == pytest.approx(whole.perplexity, rel=1e-9)
+
+
+@pytest.mark.parametrize("rows", [1, 3, 7, 50])
+def test_a_short_last_block_is_padded_to_the_fixed_shape(monkeypatch, rows):
     from secateur.evaluation import perplexity as module
 
-    model = tiny_model()
-    windows = eval_windows(eval_stream(tokenizer, resolve_source(str(corpus))), 40, max_windows=4)
-    full = perplexity(ModelAdapter(model), windows, show_progress=False)
-    monkeypatch.setattr(module, "_LOGIT_BUDGET", 4 * 2 * 260 * 3)  # 3 positions at a time
-    chunked = perplexity(ModelAdapter(model), windows, batch_size=2, show_progress=False)
-    assert chunked.perplexity == pytest.approx(full.perplexity, rel=1e-6)
+    monkeypatch.setattr(module, "_BLOCK_ROWS", rows)
+    seen = []
+    head = torch.nn.Linear(16, 50, bias=False)
+    head.register_forward_hook(lambda mod, args, out: seen.append(args[0].shape[0]))
+    module.nll_sum(torch.randn(2, 9, 16), torch.randint(0, 50, (2, 9)), head)
+    assert set(seen) == {rows} and len(seen) == -(-16 // rows)
+
+
+def test_nll_sum_matches_a_float64_reference():
+    from secateur.evaluation.perplexity import nll_sum
+
+    torch.manual_seed(0)
+    head = torch.nn.Linear(16, 50, bias=False)
+    hidden, ids = torch.randn(2, 9, 16), torch.randint(0, 50, (2, 9))
+    logits = hidden.double() @ head.weight.detach().double().T
+    expected = F.cross_entropy(logits[:, :-1].reshape(-1, 50), ids[:, 1:].reshape(-1), reduction="sum")
+    assert nll_sum(hidden, ids, head) == pytest.approx(float(expected), rel=1e-6)

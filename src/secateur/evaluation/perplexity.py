@@ -2,8 +2,8 @@
 
 Protocol (Wanda/SparseGPT): the test split joined into one text, tokenized once, cut into
 non-overlapping windows of `seqlen` tokens (the tail is dropped); each window predicts its tokens
-2..seqlen from the ones before. Logits are formed a slice of positions at a time in fp32, so a
-128K vocabulary never needs a (batch, seqlen, vocab) tensor.
+2..seqlen from the ones before. Logits are formed a fixed-size block of positions at a time, and
+the NLLs summed in float64, so the result does not depend on the batch size (see `nll_sum`).
 
 When the model is not on the compute device (a big model in CPU RAM, a GPU to use), the windows
 go through the layer pipeline instead: one layer on the device at a time.
@@ -24,7 +24,7 @@ from secateur.devices import module_device
 from secateur.models.adapter import ModelAdapter
 from secateur.progress import progress
 
-_LOGIT_BUDGET = 1 << 28  # bytes of fp32 logits formed at once
+_BLOCK_ROWS = 128  # positions whose logits are formed at once (64 MB of fp32 at a 128K vocabulary)
 
 
 @dataclass(frozen=True)
@@ -41,18 +41,31 @@ class PerplexityResult:
         return asdict(self)
 
 
-def _nll_sum(hidden: torch.Tensor, ids: torch.Tensor, head: torch.nn.Module) -> torch.Tensor:
-    """hidden: (b, s, h) after the final norm; ids: (b, s). Σ NLL of tokens 1..s-1, fp32."""
-    b, s, _ = hidden.shape
-    vocab = head.weight.shape[0]
-    step = max(1, _LOGIT_BUDGET // (4 * b * vocab))
-    total = torch.zeros((), dtype=torch.float32, device=hidden.device)
-    for start in range(0, s - 1, step):
-        stop = min(start + step, s - 1)
-        logits = head(hidden[:, start:stop]).float()
-        targets = ids[:, start + 1 : stop + 1].to(logits.device)
-        total += F.cross_entropy(logits.reshape(-1, vocab), targets.reshape(-1), reduction="sum")
-    return total
+@torch.no_grad()
+def nll_sum(hidden: torch.Tensor, ids: torch.Tensor, head: torch.nn.Module) -> float:
+    """hidden: (b, s, h) after the final norm; ids: (b, s). Σ NLL of tokens 1..s-1.
+
+    Why fixed-size blocks: BLAS rounds a row of a product differently depending on how many rows
+    the product has (1e-6 per logit on CPU), so the result would depend on the batch size and on
+    how the positions were cut. Every head product here has exactly `_BLOCK_ROWS` rows (the last
+    block padded with zeros), and within a product of fixed shape a row's result does not depend
+    on where it sits. The per-token NLLs are then the same values whatever the batching, and their
+    sum is float64, so the total agrees to float64 noise. It also bounds the logits formed at
+    once: a 128K vocabulary never needs a (batch, seqlen, vocab) tensor.
+    """
+    b, s, width = hidden.shape
+    rows = hidden[:, :-1].reshape(-1, width)
+    targets = ids[:, 1:].reshape(-1).to(hidden.device)
+    total = torch.zeros((), dtype=torch.float64, device=hidden.device)
+    for start in range(0, rows.shape[0], _BLOCK_ROWS):
+        block = rows[start : start + _BLOCK_ROWS]
+        used = block.shape[0]
+        if used < _BLOCK_ROWS:
+            block = F.pad(block, (0, 0, 0, _BLOCK_ROWS - used))
+        logits = head(block)[:used].float()
+        nll = F.cross_entropy(logits, targets[start : start + used], reduction="none")
+        total += nll.double().sum()
+    return float(total)
 
 
 @torch.no_grad()
@@ -94,7 +107,7 @@ def _direct(adapter, windows, batch_size, device, show_progress) -> float:
     for start in progress(range(0, windows.shape[0], batch_size), "perplexity", show_progress):
         ids = windows[start : start + batch_size].to(device)
         hidden = base(input_ids=ids, use_cache=False).last_hidden_state
-        total += float(_nll_sum(hidden, ids, head))
+        total += nll_sum(hidden, ids, head)
     return total
 
 
@@ -113,7 +126,7 @@ def _layerwise(adapter, windows, batch_size, device, show_progress) -> float:
         total = 0.0
         for batch in inputs.batches():
             hidden = norm(inputs.hidden[batch].to(device))
-            total += float(_nll_sum(hidden, windows[batch], head))
+            total += nll_sum(hidden, windows[batch], head)
     finally:
         norm.to(norm_home), head.to(head_home)
     return total

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from secateur.calibration.capture import LayerInputs, capture_layer_inputs
 from secateur.devices import module_device
 from secateur.errors import SecateurError
-from secateur.evaluation.perplexity import _nll_sum
+from secateur.evaluation.perplexity import nll_sum
 from secateur.models.adapter import ModelAdapter
 from secateur.progress import progress
 
@@ -77,7 +77,7 @@ def _mean_nll(adapter: ModelAdapter, inputs: LayerInputs, hidden: torch.Tensor, 
     homes = module_device(norm), module_device(head)
     norm.to(device), head.to(device)
     try:
-        total = sum(float(_nll_sum(norm(hidden[b].to(device)), windows[b], head)) for b in inputs.batches())
+        total = sum(nll_sum(norm(hidden[b].to(device)), windows[b], head) for b in inputs.batches())
     finally:
         norm.to(homes[0]), head.to(homes[1])
     return total / (windows.shape[0] * (windows.shape[1] - 1))
