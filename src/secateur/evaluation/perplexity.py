@@ -53,7 +53,7 @@ def nll_sum(hidden: torch.Tensor, ids: torch.Tensor, head: torch.nn.Module) -> f
     sum is float64, so the total agrees to float64 noise. It also bounds the logits formed at
     once: a 128K vocabulary never needs a (batch, seqlen, vocab) tensor.
     """
-    b, s, width = hidden.shape
+    width = hidden.shape[-1]
     rows = hidden[:, :-1].reshape(-1, width)
     targets = ids[:, 1:].reshape(-1).to(hidden.device)
     total = torch.zeros((), dtype=torch.float64, device=hidden.device)
