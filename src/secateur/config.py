@@ -125,6 +125,9 @@ class PruneConfig:
             raise SecateurError(f"--blocksize must be at least 1, got {self.blocksize}")
         if not self.percdamp >= 0:
             raise SecateurError(f"--percdamp must be >= 0, got {self.percdamp}")
+        from secateur.unused_options import check_prune_fields
+
+        check_prune_fields(self)
         # Resolve now so a malformed pattern, an N:M/sparsity clash or a bad --owl fails before any work.
         sparsity = self.resolved_sparsity()
         from secateur.patterns.tiered import Tiered
@@ -258,7 +261,8 @@ class DepthConfig:
 class OsscarConfig:
     """OSSCAR MLP pruning: `secateur prune --method osscar` (uses --round-to for the kept width)."""
 
-    mlp_pruning_ratio: float = option(0.25, "fraction of every layer's MLP channels to remove, in (0, 1)")
+    # 0.1 as in AMD Quark's OSSCARConfig, where users of this method come from.
+    mlp_pruning_ratio: float = option(0.1, "fraction of every layer's MLP channels to remove, in (0, 1)")
     damp_percent: float = option(
         0.01, "dampening of the least-squares refit, relative to each channel's scale"
     )
@@ -270,6 +274,11 @@ class OsscarConfig:
     )
     skip_first_tokens: int = option(
         1, "leave the first positions of every window (the attention sink) out of the refit statistics"
+    )
+    true_sequential: bool = option(
+        True,
+        "statistics of each layer from the inputs the already-pruned layers give it "
+        "(--no-true-sequential: from the dense model's, as Quark's true_sequential=False)",
     )
 
     def __post_init__(self) -> None:
@@ -305,10 +314,9 @@ class PruneRecipe:
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise SecateurError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        if self.prune.method == "structured" and self.prune.sparsity is not None:
-            raise SecateurError(
-                "--method structured removes --pruning-ratio of the parameters; drop --sparsity"
-            )
+        from secateur.unused_options import check_recipe_sections
+
+        check_recipe_sections(self)
         if self.prune.method == "depth" and (self.depth.num_layers is None) == (self.depth.layers is None):
             raise SecateurError(
                 "--method depth needs exactly one of --num-layers N (best window) or --layers 11-13 (given)"

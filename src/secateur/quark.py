@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from secateur.config import CalibrationConfig, OsscarConfig, StructuredConfig
 from secateur.errors import SecateurError
 
 
@@ -35,26 +36,40 @@ def _from_dict(cls, data: dict[str, Any]):
     return cls(**data)
 
 
+def _default(cls, name: str) -> Any:
+    """secateur's own default for a field: each method's defaults are written once, in secateur.config."""
+    return next(f.default for f in dataclasses.fields(cls) if f.name == name)
+
+
 @dataclass
 class OSSCARConfig:
+    """Quark's OSSCAR settings. Defaults are secateur's (`secateur prune --method osscar`)."""
+
     name: str = "osscar"
-    damp_percent: float = 0.01
-    true_sequential: bool = True
+    damp_percent: float = _default(OsscarConfig, "damp_percent")
+    # True: each layer's statistics come from the inputs the already-pruned layers before it give
+    # (later layers correct for earlier removals). False: every layer sees the dense model's inputs.
+    true_sequential: bool = _default(OsscarConfig, "true_sequential")
+    # Which module loses input channels, and which ones lose the matching output rows: checked
+    # against the architecture (secateur prunes the MLP's down projection and its gate/up rows).
     mlp_pruning_modules: list[str] = field(default_factory=lambda: ["down_proj"])
     mlp_scaling_layers: dict[str, list[str]] = field(
         default_factory=lambda: {"down_proj": ["up_proj", "gate_proj"]}
     )
-    mlp_pruning_ratio: float = 0.1
-    mlp_intermediate_size_name: str = "intermediate_size"
+    mlp_pruning_ratio: float = _default(OsscarConfig, "mlp_pruning_ratio")
+    mlp_intermediate_size_name: str = "intermediate_size"  # the config attribute rewritten to the kept width
     model_decoder_layers: str = "model.layers"
-    swaps: int = 8  # secateur: local-search swap moves per layer
-    round_to: int = 1  # secateur: kept channels a multiple of this (64 or a power of two for fast kernels)
+    swaps: int = _default(OsscarConfig, "swaps")  # secateur: local-search swap moves per layer
+    round_to: int = _default(StructuredConfig, "round_to")  # secateur: kept channels a multiple of this
+    seqlen: int | None = None  # secateur: window length to cut one long token stream into (see below)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.mlp_pruning_ratio < 1.0:
             raise SecateurError(
                 f"OSSCARConfig.mlp_pruning_ratio must be in (0, 1), got {self.mlp_pruning_ratio}"
             )
+        if self.round_to < 1 or self.swaps < 0 or not self.damp_percent >= 0:
+            raise SecateurError("OSSCARConfig needs round_to >= 1, swaps >= 0 and damp_percent >= 0")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OSSCARConfig:
@@ -69,11 +84,13 @@ class LayerImportancePruneConfig:
     name: str = "layer_importance_depth_pruning"
     delete_layer_num: int = 1
     delete_layers_index: list[int] | None = None
+    # True: calibration activations wait in CPU RAM between layers (only one layer and one batch
+    # on the GPU); False: they stay on the compute device (faster). Layers always go one at a time.
     save_gpu_memory: bool = False
-    layer_num_field: str = "num_hidden_layers"
+    layer_num_field: str = "num_hidden_layers"  # the config attribute rewritten to the kept count
     model_decoder_layers: str = "model.layers"
-    layer_norm_field: str = "model.norm"
-    seqlen: int = 512  # secateur: window length when the calibration data is one long stream
+    layer_norm_field: str = "model.norm"  # the final norm the scoring applies before the LM head
+    seqlen: int | None = None  # secateur: window length to cut one long token stream into (see below)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LayerImportancePruneConfig:
@@ -97,23 +114,88 @@ class Config:
         return {"algo_config": self.algo_config.to_dict()}
 
 
-def calibration_tensor(data: Any, seqlen: int) -> torch.Tensor:
-    """Token windows (n, seqlen) int64 from windows, a BatchEncoding/dict with input_ids, or batches."""
+def calibration_tensor(data: Any, seqlen: int, *, top: bool = True) -> torch.Tensor:
+    """Token windows (n, L) int64 from windows, a BatchEncoding/dict with input_ids, or batches.
+
+    Windows keep the length they were given; only one long stream (a (1, N) tokenizer output of a
+    whole text, N > seqlen, given as the data itself rather than as one of its batches) is cut
+    into `seqlen`-token windows, the tail dropped.
+    """
     if isinstance(data, dict) or hasattr(data, "input_ids"):
         data = data["input_ids"] if isinstance(data, dict) else data.input_ids
     if isinstance(data, torch.Tensor):
         ids = data.long()
-        if ids.dim() == 2 and ids.shape[0] == 1 and ids.shape[1] > seqlen:  # one long stream
+        if top and ids.dim() == 2 and ids.shape[0] == 1 and ids.shape[1] > seqlen:  # one long stream
             count = ids.shape[1] // seqlen
             return ids[0, : count * seqlen].reshape(count, seqlen)
         return ids if ids.dim() == 2 else ids.unsqueeze(0)
     if isinstance(data, Iterable):
-        parts = [calibration_tensor(item, seqlen) for item in data]
+        parts = [calibration_tensor(item, seqlen, top=False) for item in data]
+        if parts and len({part.shape[1] for part in parts}) > 1:
+            raise SecateurError(
+                "calibration batches have different lengths: give windows of one length, or set seqlen"
+            )
         if parts:
             return torch.cat(parts)
     raise SecateurError(
         "calibration data must be token ids: a tensor, a tokenizer output, or batches of them"
     )
+
+
+def _stream_seqlen(algo, adapter) -> int:
+    """The window length for one long stream: the config's, else secateur's calibration default
+    (the papers' 2048), never beyond the model's context."""
+    if algo.seqlen is not None:
+        return algo.seqlen
+    context = adapter.max_context()
+    default = _default(CalibrationConfig, "seqlen")
+    return min(default, context) if context else default
+
+
+def _short(path: str) -> str:
+    return path.rpartition(".")[2]
+
+
+def _check_osscar_names(algo: OSSCARConfig, adapter) -> None:
+    """Quark names the modules and the config attribute; they must be this architecture's."""
+    roles = adapter.spec.roles
+    down = _short(roles["down"])
+    scaled = sorted(_short(roles[r]) for r in ("gate", "up") if r in roles)
+    if list(algo.mlp_pruning_modules) != [down]:
+        raise SecateurError(
+            f"mlp_pruning_modules {algo.mlp_pruning_modules} is not supported: secateur prunes the "
+            f"input channels of this {adapter.config.model_type} model's {down!r}; use [{down!r}]"
+        )
+    given = {key: sorted(value) for key, value in dict(algo.mlp_scaling_layers).items()}
+    if given != {down: scaled}:
+        raise SecateurError(
+            f"mlp_scaling_layers {algo.mlp_scaling_layers} is not supported: the rows removed with "
+            f"{down!r}'s channels are those of {scaled}; use {{{down!r}: {scaled}}}"
+        )
+    width = getattr(adapter.config, algo.mlp_intermediate_size_name, None)
+    if width != adapter.layer_shape(0).intermediate:
+        raise SecateurError(
+            f"mlp_intermediate_size_name {algo.mlp_intermediate_size_name!r} is not this model's MLP "
+            f"width attribute (its config has intermediate_size = {adapter.config.intermediate_size})"
+        )
+
+
+def _check_depth_names(algo: LayerImportancePruneConfig, adapter) -> None:
+    count = getattr(adapter.config, algo.layer_num_field, None)
+    if count != adapter.num_layers():
+        raise SecateurError(
+            f"layer_num_field {algo.layer_num_field!r} is not this model's layer count attribute "
+            f"(num_hidden_layers = {adapter.num_layers()})"
+        )
+    try:
+        norm = adapter.model.get_submodule(algo.layer_norm_field)
+    except AttributeError:
+        norm = None
+    if norm is not adapter.final_norm():
+        raise SecateurError(
+            f"layer_norm_field {algo.layer_norm_field!r} is not this model's final norm "
+            f"({adapter.spec.final_norm_path!r})"
+        )
 
 
 class ModelPruner:
@@ -122,8 +204,6 @@ class ModelPruner:
 
     def pruning_model(self, model: torch.nn.Module, dataloader: Any) -> torch.nn.Module:
         """Prune `model` in place with the configured algorithm and return it."""
-        from secateur.devices import resolve_device
-        from secateur.export.structured import sync_uniform_config
         from secateur.models.adapter import ModelAdapter
 
         adapter = ModelAdapter(model)
@@ -133,27 +213,56 @@ class ModelPruner:
                 f"model_decoder_layers {algo.model_decoder_layers!r} does not match this "
                 f"{adapter.config.model_type} model's {adapter.spec.layers_path!r}"
             )
-        device = resolve_device(None)
         if isinstance(algo, OSSCARConfig):
-            from secateur.structured.osscar_run import osscar_prune
-
-            windows = calibration_tensor(dataloader, 512)
-            settings = dict(ratio=algo.mlp_pruning_ratio, damp=algo.damp_percent, swaps=algo.swaps)
-            osscar_prune(
-                adapter, windows, **settings, round_to=algo.round_to, device=device, show_progress=False
-            )
-            sync_uniform_config(adapter)
-            return model
-        from secateur.structured.depth import parse_layer_list, remove_layers, window_scores
-
-        if algo.delete_layers_index:
-            remove = parse_layer_list(",".join(map(str, algo.delete_layers_index)), adapter.num_layers())
+            _check_osscar_names(algo, adapter)
+            _osscar(adapter, algo, dataloader)
         else:
-            windows = calibration_tensor(dataloader, algo.seqlen)
-            scores = window_scores(
-                adapter, windows, algo.delete_layer_num, "ppl", device=device, show_progress=False
-            )
-            best = min(scores, key=lambda start: (scores[start], start))
-            remove = list(range(best, best + algo.delete_layer_num))
-        remove_layers(adapter, remove)
+            _check_depth_names(algo, adapter)
+            _depth(adapter, algo, dataloader)
         return model
+
+
+def _osscar(adapter, algo: OSSCARConfig, dataloader: Any) -> None:
+    from secateur.devices import resolve_device
+    from secateur.export.structured import sync_uniform_config
+    from secateur.structured.osscar_run import osscar_prune
+
+    windows = calibration_tensor(dataloader, _stream_seqlen(algo, adapter))
+    osscar_prune(
+        adapter,
+        windows,
+        ratio=algo.mlp_pruning_ratio,
+        damp=algo.damp_percent,
+        swaps=algo.swaps,
+        round_to=algo.round_to,
+        sequential=algo.true_sequential,
+        device=resolve_device(None),
+        show_progress=False,
+    )
+    sync_uniform_config(adapter)
+    setattr(adapter.config, algo.mlp_intermediate_size_name, adapter.layer_shape(0).intermediate)
+
+
+def _depth(adapter, algo: LayerImportancePruneConfig, dataloader: Any) -> None:
+    from secateur.devices import resolve_device
+    from secateur.structured.depth import parse_layer_list, remove_layers, window_scores
+
+    if algo.delete_layers_index:
+        remove = parse_layer_list(",".join(map(str, algo.delete_layers_index)), adapter.num_layers())
+    else:
+        windows = calibration_tensor(dataloader, _stream_seqlen(algo, adapter))
+        device = resolve_device(None)
+        storage = torch.device("cpu") if algo.save_gpu_memory else device
+        scores = window_scores(
+            adapter,
+            windows,
+            algo.delete_layer_num,
+            "ppl",
+            device=device,
+            storage_device=storage,
+            show_progress=False,
+        )
+        best = min(scores, key=lambda start: (scores[start], start))
+        remove = list(range(best, best + algo.delete_layer_num))
+    remove_layers(adapter, remove)
+    setattr(adapter.config, algo.layer_num_field, adapter.num_layers())

@@ -12,7 +12,8 @@ from secateur.cli.main import main
 
 
 def _prune_args(model, corpus, out, *extra):
-    return prune_args(model, corpus, "--eval-windows", "3", "--out", str(out), "--quiet", *extra)
+    windows = () if "--no-eval" in extra else ("--eval-windows", "3")  # unused flags are refused
+    return prune_args(model, corpus, *windows, "--out", str(out), "--quiet", *extra)
 
 
 def test_prune_end_to_end_writes_a_loadable_checkpoint_and_manifest(saved_llama, corpus, tmp_path, capsys):

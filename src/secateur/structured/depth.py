@@ -91,15 +91,20 @@ def window_scores(
     score: str,
     *,
     device: torch.device,
+    storage_device: torch.device | None = None,
     batch_size: int = 4,
     show_progress: bool = True,
 ) -> dict[int, float]:
-    """First layer of each candidate window -> its score (lower = safer to remove; ppl or bi)."""
+    """First layer of each candidate window -> its score (lower = safer to remove; ppl or bi).
+
+    `storage_device`: where the activations wait between layers (default: the compute device).
+    """
     layers = adapter.decoder_layers()
     count = len(layers)
     check_window(num_remove, count)
+    storage = storage_device or device
     inputs = capture_layer_inputs(
-        adapter, windows, batch_size=batch_size, compute_device=device, storage_device=device
+        adapter, windows, batch_size=batch_size, compute_device=device, storage_device=storage
     )
     state = inputs.hidden.clone()
     scores: dict[int, float] = {}

@@ -36,6 +36,7 @@ def prune_osscar(
         swaps=config.swaps,
         start=config.start,
         skip_first=config.skip_first_tokens,
+        sequential=config.true_sequential,
         round_to=recipe.structured.round_to,
         device=device,
         batch_size=recipe.prune.batch_size,

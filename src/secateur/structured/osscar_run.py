@@ -75,10 +75,13 @@ def osscar_prune(
     reconstruct: bool = True,
     start: str = "greedy",
     skip_first: int = 1,
+    sequential: bool = True,
 ) -> dict:
     """Prune every MLP in place; returns a report (per layer: kept channels, errors before/after search).
 
     `reconstruct=False` is the baseline OSSCAR is measured against: Wanda's channels, no search, no refit.
+    `sequential=False`: every layer's statistics come from the dense model's activations (the
+    inputs are pushed through each layer before it is pruned), as in Quark's true_sequential=False.
     """
     if start not in STARTS:
         raise SecateurError(f"--osscar-start must be one of {', '.join(STARTS)}, got {start!r}")
@@ -101,6 +104,8 @@ def osscar_prune(
         weight = down.weight.detach().float()
         # The baseline is plain Wanda: its channel norms over every token, the sink included.
         problem = layer_problem(ctx, skip_first if reconstruct else 0)
+        if not sequential:
+            ctx.propagate()  # the next layer sees this layer's dense output
         wanda = wanda_channels(weight, problem.gram, width)
         plain = error(problem, wanda, weight[:, wanda])
         if reconstruct:
@@ -120,6 +125,7 @@ def osscar_prune(
         "method": "osscar",
         "start": start,
         "skip_first_tokens": skip_first,
+        "sequential": sequential,
         "params_before": before,
         "params_after": count_parameters(adapter.model),
         "layers": layers_report,
