@@ -277,11 +277,12 @@ def run_finetune(
         loaded.tokenizer,
         config,
         dataset=dataset,
+        validate=evaluation.enabled,
         work_dir=Path(recipe.out).expanduser().parent if recipe.out else None,
         show_progress=show_progress,
     )
     note(
-        f"fine-tuned {result.steps} steps in {result.seconds:.1f}s; "
+        f"fine-tuned {result.steps} steps in {result.seconds:.1f}s; masked: {result.masked}; "
         f"{result.masked_weights:,} pruned weights held at zero"
     )
     after = measure("after")

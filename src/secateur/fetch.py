@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from secateur.errors import SecateurError
+from secateur.scratch import sibling
 
 
 def _run(cmd: list[str], cwd: Path, what: str) -> None:
@@ -127,7 +128,7 @@ def atomic_path(final: Path) -> Iterator[Path]:
     If another process finished the same item first, its result is kept and ours discarded.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
+    tmp = sibling(final, "tmp")
     if tmp.exists():
         shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
     try:

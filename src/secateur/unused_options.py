@@ -84,9 +84,21 @@ def check_recipe_sections(recipe: Any) -> None:
     if method == "depth" and recipe.depth.layers is not None:
         scoring = [f for f in changed_fields(recipe.depth) if f.name == "score"]
         _refuse(scoring, method, "--layers removes the layers given, nothing is scored")
-    if not recipe.evaluation.enabled:
-        extra = [f for f in changed_fields(recipe.evaluation) if f.name != "enabled"]
+    _check_no_eval(recipe.evaluation, method)
+
+
+def _check_no_eval(evaluation: Any, method: str) -> None:
+    if not evaluation.enabled:
+        extra = [f for f in changed_fields(evaluation) if f.name != "enabled"]
         _refuse(extra, method, "--no-eval measures nothing")
+
+
+def check_training_fields(recipe: Any, command: str) -> None:
+    """finetune/recover: with --no-eval there is no validation loss either."""
+    _check_no_eval(recipe.evaluation, command)
+    if not recipe.evaluation.enabled:
+        unused = [f for f in changed_fields(recipe.finetune) if f.name in ("val_set_size", "eval_steps")]
+        _refuse(unused, command, "--no-eval measures no validation loss")
 
 
 def _check_structured(config: Any) -> None:

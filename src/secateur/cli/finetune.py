@@ -51,6 +51,7 @@ def build_recipe(args: argparse.Namespace) -> FinetuneRecipe:
 
 def run(args: argparse.Namespace) -> int:
     from secateur.api import run_finetune
+    from secateur.cli.training_rows import loss_rows, perplexity_rows
     from secateur.evaluation.summary import format_table
 
     recipe = build_recipe(args)
@@ -59,21 +60,14 @@ def run(args: argparse.Namespace) -> int:
     rows = [
         ["steps", str(tuned.steps)],
         ["training windows", f"{tuned.train_windows} x {recipe.finetune.seqlen}"],
+        ["masked", tuned.masked],
         [
             "pruned weights held at zero",
-            f"{tuned.masked_weights:,}" + (" (verified)" if recipe.finetune.masked else ""),
+            f"{tuned.masked_weights:,}" + (" (verified)" if tuned.masked_weights else ""),
         ],
-        [
-            "train loss first -> last",
-            f"{tuned.first_loss or float('nan'):.4f} -> {tuned.last_loss or float('nan'):.4f}",
-        ],
+        *loss_rows(tuned),
+        *perplexity_rows(result.before, result.after),
     ]
-    if tuned.best_eval_loss is not None:
-        rows.append(["best eval loss", f"{tuned.best_eval_loss:.4f}"])
-    if result.before is not None:
-        rows.append(["perplexity before", f"{result.before.perplexity:.3f}"])
-    if result.after is not None:
-        rows.append(["perplexity after", f"{result.after.perplexity:.3f}"])
     rows.append(["time", f"{tuned.seconds:.1f}s"])
     if result.out is not None:
         rows.append(["saved to", str(result.out)])

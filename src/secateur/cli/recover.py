@@ -54,6 +54,7 @@ def build_recipe(args: argparse.Namespace) -> RecoverRecipe:
 
 
 def run(args: argparse.Namespace) -> int:
+    from secateur.cli.training_rows import loss_rows, perplexity_rows
     from secateur.evaluation.summary import format_table
     from secateur.recovery.recover_run import run_recover
 
@@ -61,25 +62,17 @@ def run(args: argparse.Namespace) -> int:
     note = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
     run_ = run_recover(recipe, show_progress=not args.quiet, note=note, argv=sys.argv)
     result, tuned = run_.result, run_.result.training
-    loss = f"{tuned.first_loss or float('nan'):.4f} -> {tuned.last_loss or float('nan'):.4f}"
+    held = f"{tuned.train_windows} train / {tuned.validation_windows} validation held out of it"
     rows = [
-        [
-            "data",
-            f"{result.data} ({result.data_kind}, {tuned.train_windows} train / {tuned.eval_windows} eval)",
-        ],
+        ["data", f"{result.data} ({result.data_kind}, {held})"],
         ["LoRA", f"r={recipe.lora.r} alpha={recipe.lora.alpha:g} on {recipe.lora.target_modules}"],
         ["trainable parameters", f"{result.trainable_params:,}"],
         ["steps", str(tuned.steps)],
-        ["train loss first -> last", loss],
+        *loss_rows(tuned),
     ]
-    if tuned.best_eval_loss is not None:
-        rows.append(["best eval loss", f"{tuned.best_eval_loss:.4f}"])
     if recipe.lora.merge:
         rows.append(["pruned weights held at zero", f"{result.masked_weights:,} (verified after merge)"])
-    if run_.before is not None:
-        rows.append(["perplexity before", f"{run_.before.perplexity:.3f}"])
-    if run_.after is not None:
-        rows.append(["perplexity after", f"{run_.after.perplexity:.3f}"])
+    rows += perplexity_rows(run_.before, run_.after)
     rows.append(["time", f"{tuned.seconds:.1f}s"])
     if run_.out is not None:
         rows.append(["saved to", f"{run_.out}" + ("" if recipe.lora.merge else " (adapter)")])

@@ -36,6 +36,7 @@ class PerplexityResult:
     seqlen: int
     dataset: str
     seconds: float
+    split: str = "test"  # always the test split: checkpoints are chosen on held-out training text
 
     def to_dict(self) -> dict:
         return asdict(self)

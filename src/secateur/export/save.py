@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from secateur.errors import SecateurError
+from secateur.scratch import sibling
 
 MANIFEST = "secateur.json"
 
@@ -41,7 +42,7 @@ def atomic_output_dir(out: str | Path, overwrite: bool) -> Iterator[Path]:
     """Yield an empty temporary folder; on success it becomes `out` (replacing it if allowed)."""
     final = check_output_dir(out, overwrite)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}.partial-{os.getpid()}"
+    tmp = sibling(final, "partial")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
@@ -50,7 +51,7 @@ def atomic_output_dir(out: str | Path, overwrite: bool) -> Iterator[Path]:
         if final.exists():
             if not overwrite:  # appeared while we worked
                 raise SecateurError(f"--out {final} appeared while pruning; pass --overwrite to replace it")
-            trash = final.parent / f".{final.name}.old-{os.getpid()}"
+            trash = sibling(final, "old")
             os.replace(final, trash)
             os.replace(tmp, final)
             shutil.rmtree(trash, ignore_errors=True)

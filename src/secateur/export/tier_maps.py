@@ -15,6 +15,7 @@ from safetensors.torch import save_file
 
 from secateur.errors import SecateurError
 from secateur.patterns.tiered import TIER_NAMES, Tiered
+from secateur.scratch import sibling
 
 TIER_MAPS = "tier_maps.safetensors"
 
@@ -22,7 +23,7 @@ TIER_MAPS = "tier_maps.safetensors"
 def save_tier_maps(path: str | Path, maps: dict[str, torch.Tensor], pattern: Tiered) -> Path:
     """Write atomically (temporary file, then rename)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    tmp = sibling(path, "partial")
     metadata = {
         "tile_size": str(pattern.size),
         "nm": pattern.nm.spec,

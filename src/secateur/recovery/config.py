@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 
 from secateur.config import DTYPES, CalibrationConfig, EvalConfig, PruneConfig, option
 from secateur.errors import SecateurError
+from secateur.unused_options import check_training_fields
+
+VAL_SET_MAX = 2000  # as alpaca-lora's default validation set
 
 
 @dataclass(frozen=True)
@@ -20,7 +23,7 @@ class FinetuneConfig:
     dataset: str | None = option(
         None,
         "training text: embedded corpus, hub dataset or local .txt/.jsonl (default: the calibration "
-        "dataset, or lee); trains on its train split, measures eval loss on its test split",
+        "dataset, or lee); trains on its train split minus a held-out validation part (--val-set-size)",
         "--dataset_name",
         flag="--train-dataset",
     )
@@ -43,12 +46,28 @@ class FinetuneConfig:
     warmup_steps: int = option(0, "linear learning-rate warm-up steps")
     bf16: bool = option(False, "bf16 mixed precision where the device supports it (else fp32, with a note)")
     gradient_checkpointing: bool = option(False, "recompute activations in the backward pass to save memory")
-    eval_steps: int | None = option(None, "measure eval loss every N steps (default: once per epoch)")
-    eval_loss_windows: int | None = option(None, "eval-loss windows from the test split (default: all)")
-    keep_best: bool = option(
-        True, "end with the checkpoint of lowest eval loss", "--load_best_model_at_end", flag="--keep-best"
+    eval_steps: int | None = option(
+        None, "measure the validation loss every N steps (default: once per epoch)"
     )
-    masked: bool = option(False, "keep every zero weight of the decoder Linears exactly zero (pruned models)")
+    # Never the test split: checkpoints are chosen on text the final perplexity is not measured on.
+    val_set_size: int | None = option(
+        None,
+        "training examples (windows, or instruction records) held out of the train split, seeded, "
+        f"for the validation loss and --keep-best (default: 5%%, at least 1, at most {VAL_SET_MAX}; 0: none)",
+        "--val_set_size",
+        "--eval-loss-windows",
+    )
+    keep_best: bool = option(
+        True,
+        "end with the checkpoint of lowest validation loss",
+        "--load_best_model_at_end",
+        flag="--keep-best",
+    )
+    masked: bool | None = option(
+        None,
+        "keep every zero weight of the decoder Linears exactly zero (default: on when at least "
+        "1%% of them are zero, i.e. the model was mask-pruned; --no-masked lets them grow back)",
+    )
     train_windows: int | None = option(
         None, "use at most this many training windows (default: the whole split)"
     )
@@ -74,13 +93,14 @@ class FinetuneConfig:
         for flag, value in (
             ("--max-steps", self.max_steps),
             ("--eval-steps", self.eval_steps),
-            ("--eval-loss-windows", self.eval_loss_windows),
             ("--train-windows", self.train_windows),
         ):
             if value is not None and value < 1:
                 raise SecateurError(f"{flag} must be at least 1, got {value}")
         if self.warmup_steps < 0 or self.weight_decay < 0:
             raise SecateurError("--warmup-steps and --weight-decay must be >= 0")
+        if self.val_set_size is not None and self.val_set_size < 0:
+            raise SecateurError(f"--val-set-size must be >= 0, got {self.val_set_size}")
 
 
 def _check_dtype(dtype: str) -> None:
@@ -103,6 +123,7 @@ class FinetuneRecipe:
 
     def __post_init__(self) -> None:
         _check_dtype(self.dtype)
+        check_training_fields(self, "finetune")
 
 
 @dataclass(frozen=True)
@@ -153,11 +174,6 @@ class LoraConfig:
         "--lora-target-modules",
     )
     train_on_inputs: bool = option(False, "instruction data: also train on the prompt, not only the response")
-    val_set_size: int | None = option(
-        None,
-        "instruction records held out for the eval loss (default: a tenth, at most 2000)",
-        "--val_set_size",
-    )
     merge: bool = option(
         False, "merge the adapters into the weights and write a standalone checkpoint (else: the adapter)"
     )
@@ -171,8 +187,6 @@ class LoraConfig:
             raise SecateurError(f"--lora-dropout must be in [0, 1), got {self.dropout}")
         if not self.targets():
             raise SecateurError("--target-modules is empty; give roles like q,k,v,o,gate,up,down")
-        if self.val_set_size is not None and self.val_set_size < 0:
-            raise SecateurError(f"--val-set-size must be >= 0, got {self.val_set_size}")
 
     def targets(self) -> tuple[str, ...]:
         return tuple(part.strip() for part in str(self.target_modules).split(",") if part.strip())
@@ -205,9 +219,6 @@ class LoraTrainingConfig(FinetuneConfig):
         "--num-train-epochs",
     )
     learning_rate: float = option(3e-4, "AdamW learning rate", "--lr")
-    eval_loss_windows: int | None = option(
-        None, "plain text only: eval-loss windows from the test split (default: all)"
-    )
 
 
 @dataclass(frozen=True)
@@ -224,3 +235,4 @@ class RecoverRecipe:
 
     def __post_init__(self) -> None:
         _check_dtype(self.dtype)
+        check_training_fields(self, "recover")

@@ -20,25 +20,28 @@ from pathlib import Path
 import torch
 
 from secateur.data.sources import resolve_source
-from secateur.data.tokens import calibration_stream, eval_stream, eval_windows, tokenize
+from secateur.data.tokens import calibration_stream, tokenize
 from secateur.errors import SecateurError
 from secateur.models.adapter import ModelAdapter
-from secateur.recovery.config import FinetuneConfig
+from secateur.recovery.config import VAL_SET_MAX, FinetuneConfig
 from secateur.recovery.masks import WeightMasks
+from secateur.scratch import scratch_dir
 
 
 @dataclass
 class FinetuneResult:
     steps: int
     train_windows: int
-    eval_windows: int
-    masked_weights: int  # pruned weights held at zero (0 when not --masked)
+    validation_windows: int  # held out of the train split; the eval losses below are on them
+    masked_weights: int  # pruned weights held at zero (0 when not masked)
     first_loss: float | None
     last_loss: float | None
-    eval_losses: list[tuple[int, float]] = field(default_factory=list)  # (step, loss)
+    eval_losses: list[tuple[int, float]] = field(default_factory=list)  # (step, validation loss)
     best_eval_loss: float | None = None
     seconds: float = 0.0
     bf16: bool = False
+    masked: str = ""  # why the zeros were (not) held: "--masked", "auto: 50.0% zero", "--no-masked", ...
+    eval_split: str = "validation (held out of the train split)"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -78,6 +81,49 @@ def training_windows(tokenizer, dataset: str, seqlen: int, limit: int | None, se
     return stream[: count * seqlen].reshape(count, seqlen)
 
 
+def validation_size(count: int, requested: int | None) -> int:
+    """How many of `count` training examples are held out: the request, else 5% (at least 1, at
+    most VAL_SET_MAX), never so many that nothing is left to train on."""
+    if requested is None:
+        requested = min(VAL_SET_MAX, max(1, round(0.05 * count))) if count >= 2 else 0
+    if requested >= count:
+        raise SecateurError(
+            f"--val-set-size {requested} leaves nothing to train on ({count} training examples): "
+            "lower it or use more text"
+        )
+    return requested
+
+
+def hold_out(windows: torch.Tensor, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, validation): `size` windows drawn with `seed`, the rest in their order."""
+    order = torch.randperm(windows.shape[0], generator=torch.Generator().manual_seed(seed))
+    held = torch.zeros(windows.shape[0], dtype=torch.bool)
+    held[order[:size]] = True
+    return windows[~held], windows[held]
+
+
+MASK_AUTO_SHARE = 0.01  # at least this share of exact zeros in the decoder Linears: a mask-pruned model
+
+
+def masking_decision(adapter: ModelAdapter, requested: bool | None) -> tuple[WeightMasks, str]:
+    """The masks to hold and why: explicit --masked/--no-masked, else on when the model has pruned zeros."""
+    masks = WeightMasks.from_zeros(adapter)
+    total = sum(
+        linear.weight.numel()
+        for layer in adapter.decoder_layers()
+        for linear in adapter.linears(layer).values()
+    )
+    share = masks.pruned / max(1, total)
+    if requested is True:
+        return masks, "--masked"
+    if requested is False:
+        note = f" ({share:.1%} of decoder weights were zero and may grow back)" if share else ""
+        return WeightMasks([]), f"off: --no-masked{note}"
+    if share >= MASK_AUTO_SHARE:
+        return masks, f"auto: {share:.1%} of decoder weights are pruned zeros"
+    return WeightMasks([]), f"off: auto, the model is dense ({share:.2%} zeros)"
+
+
 def is_main_process() -> bool:
     """Rank 0 under `accelerate launch`/`torchrun` (which set RANK), or a plain single process."""
     return int(os.environ.get("RANK", "0")) == 0
@@ -88,7 +134,7 @@ def _scratch_dir(work_dir: str | Path | None) -> Path:
     (the best checkpoint is reloaded by all of them), so it is named by the launch's run id."""
     run_id = os.environ.get("TORCHELASTIC_RUN_ID")
     if run_id is None:
-        return Path(tempfile.mkdtemp(prefix=".secateur-train-", dir=work_dir))
+        return scratch_dir(Path(work_dir or tempfile.gettempdir()))
     scratch = Path(work_dir or tempfile.gettempdir()) / f".secateur-train-{run_id}"
     scratch.mkdir(parents=True, exist_ok=True)
     return scratch
@@ -171,30 +217,34 @@ def finetune(
     config: FinetuneConfig,
     *,
     dataset: str,
+    validate: bool = True,
     work_dir: str | Path | None = None,
     show_progress: bool = True,
     callbacks: tuple = (),
 ) -> FinetuneResult:
-    """Train `model` in place. With `config.masked`, weights that are zero now end exactly zero.
+    """Train `model` in place. Masked (explicitly, or by default on a mask-pruned model), weights
+    that are zero now end exactly zero. The validation loss (and --keep-best) use windows held out
+    of the train split; `validate=False` (--no-eval) measures none.
 
     Raises VerificationError if a pruned weight is nonzero at the end (the model is then not saved).
     """
     adapter = ModelAdapter(model)
-    train = training_windows(tokenizer, dataset, config.seqlen, config.train_windows, config.seed)
-    evaluation = eval_windows(
-        eval_stream(tokenizer, resolve_source(dataset)), config.seqlen, config.eval_loss_windows
-    )
-    masks = WeightMasks.from_zeros(adapter) if config.masked else WeightMasks([])
-    return train_model(
+    windows = training_windows(tokenizer, dataset, config.seqlen, config.train_windows, config.seed)
+    size = validation_size(windows.shape[0], config.val_set_size) if validate else 0
+    train, validation = hold_out(windows, size, config.seed)
+    masks, reason = masking_decision(adapter, config.masked)
+    result = train_model(
         model,
         config,
         WindowDataset(train),
-        WindowDataset(evaluation),
+        WindowDataset(validation),
         masks=masks,
         work_dir=work_dir,
         show_progress=show_progress,
         callbacks=callbacks,
     )
+    result.masked = reason
+    return result
 
 
 def train_model(
@@ -215,7 +265,7 @@ def train_model(
     if config.bf16 and not bf16:
         print("note: this GPU has no bf16; training in fp32", flush=True)
     if config.max_steps is None and config.epochs == 0:
-        return FinetuneResult(0, len(train), len(evaluation), masks.pruned, None, None, seconds=0.0)
+        return FinetuneResult(0, len(train), len(evaluation), masks.pruned, None, None)
 
     from transformers import Trainer
 
@@ -250,7 +300,7 @@ def train_model(
     return FinetuneResult(
         steps=trainer.state.global_step,
         train_windows=len(train),
-        eval_windows=len(evaluation),
+        validation_windows=len(evaluation),
         masked_weights=masks.pruned,
         first_loss=losses[0] if losses else None,
         last_loss=losses[-1] if losses else None,

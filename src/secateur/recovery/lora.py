@@ -12,12 +12,17 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from secateur.data.sources import resolve_source
-from secateur.data.tokens import eval_stream, eval_windows
 from secateur.errors import SecateurError
 from secateur.models.adapter import ModelAdapter
 from secateur.recovery.config import LoraConfig, LoraTrainingConfig
-from secateur.recovery.finetune import FinetuneResult, WindowDataset, train_model, training_windows
+from secateur.recovery.finetune import (
+    FinetuneResult,
+    WindowDataset,
+    hold_out,
+    train_model,
+    training_windows,
+    validation_size,
+)
 from secateur.recovery.instructions import PadCollator, instruction_datasets, instruction_records
 from secateur.recovery.masks import WeightMasks
 
@@ -84,11 +89,14 @@ class RecoverResult:
         return asdict(self)
 
 
-def recovery_datasets(tokenizer, data: str, lora: LoraConfig, training: LoraTrainingConfig):
-    """(kind, train, validation, collator) for Alpaca records or plain text."""
+def recovery_datasets(
+    tokenizer, data: str, lora: LoraConfig, training: LoraTrainingConfig, validate: bool = True
+):
+    """(kind, train, validation, collator) for Alpaca records or plain text; the validation part
+    is held out of the training data (never the test split), none with `validate=False`."""
     records = instruction_records(data)
     if records is not None:
-        val_size = lora.val_set_size if lora.val_set_size is not None else min(2000, len(records) // 10)
+        val_size = validation_size(len(records), training.val_set_size) if validate else 0
         train, val = instruction_datasets(
             tokenizer, records, training.seqlen, lora.train_on_inputs, val_size, training.seed
         )
@@ -96,10 +104,9 @@ def recovery_datasets(tokenizer, data: str, lora: LoraConfig, training: LoraTrai
             train.examples = train.examples[: training.train_windows]
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         return "instructions", train, val, PadCollator(pad or 0)
-    train = training_windows(tokenizer, data, training.seqlen, training.train_windows, training.seed)
-    val = eval_windows(
-        eval_stream(tokenizer, resolve_source(data)), training.seqlen, training.eval_loss_windows
-    )
+    windows = training_windows(tokenizer, data, training.seqlen, training.train_windows, training.seed)
+    size = validation_size(windows.shape[0], training.val_set_size) if validate else 0
+    train, val = hold_out(windows, size, training.seed)
     return "text", WindowDataset(train), WindowDataset(val), None
 
 
@@ -109,6 +116,7 @@ def recover(
     lora: LoraConfig,
     training: LoraTrainingConfig,
     *,
+    validate: bool = True,
     work_dir=None,
     show_progress: bool = True,
 ):
@@ -116,7 +124,7 @@ def recover(
 
     Returns (wrapped model, the pruned-weight masks found before training, RecoverResult)."""
     data = training.dataset or "lee"
-    kind, train, val, collator = recovery_datasets(tokenizer, data, lora, training)
+    kind, train, val, collator = recovery_datasets(tokenizer, data, lora, training, validate)
     masks = WeightMasks.from_zeros(ModelAdapter(model))
     wrapped = attach_lora(model, lora, training.gradient_checkpointing)
     trainable = sum(p.numel() for p in wrapped.parameters() if p.requires_grad)

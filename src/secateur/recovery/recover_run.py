@@ -59,6 +59,7 @@ def run_recover(
         loaded.tokenizer,
         recipe.lora,
         training,
+        validate=evaluation.enabled,
         work_dir=Path(recipe.out).expanduser().parent if recipe.out else None,
         show_progress=show_progress,
     )

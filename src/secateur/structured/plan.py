@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from secateur.errors import SecateurError
+from secateur.scratch import sibling
 
 PLAN_FILE = "structured_plan.json"
 
@@ -47,7 +48,7 @@ class StructuredPlan:
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+        tmp = sibling(path, "partial")
         tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
         os.replace(tmp, path)
         return path

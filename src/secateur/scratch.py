@@ -1,0 +1,58 @@
+"""Temporary siblings of outputs, named by the process that owns them, and their clean-up.
+
+Every output is written into a hidden sibling first (`.NAME.partial-PID`, `.secateur-train-PID-…`)
+and renamed into place when complete. A process killed with SIGKILL cannot remove its sibling, so
+the next run removes the ones whose process is gone (never those of a live process: two runs may
+share a parent folder). Such a sibling never carries the output's name, so it cannot be mistaken
+for a result.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+from pathlib import Path
+
+
+def pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale(parent: Path, prefix: str) -> list[Path]:
+    """Remove `parent/<prefix><PID>...` entries whose process no longer runs; returns them."""
+    removed = []
+    if not parent.is_dir():
+        return removed
+    pattern = re.compile(re.escape(prefix) + r"(\d+)(?:-[0-9a-f]+)?$")
+    for entry in parent.iterdir():
+        match = pattern.match(entry.name)
+        if match and not pid_alive(int(match.group(1))):
+            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
+def sibling(final: Path, kind: str) -> Path:
+    """`.NAME.<kind>-PID` beside `final`, after removing such siblings of dead processes."""
+    prefix = f".{final.name}.{kind}-"
+    remove_stale(final.parent, prefix)
+    return final.parent / f"{prefix}{os.getpid()}"
+
+
+def scratch_dir(parent: Path, prefix: str = ".secateur-train-") -> Path:
+    """A new empty folder `parent/<prefix>PID-<random>` (stale ones of dead processes removed)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(parent, prefix)
+    path = parent / f"{prefix}{os.getpid()}-{secrets.token_hex(4)}"
+    path.mkdir()
+    return path
