@@ -361,12 +361,15 @@ def load_recipe(path: str | Path) -> PruneRecipe:
     if not path.is_file():
         raise SecateurError(f"recipe file {path} does not exist")
     text = path.read_text()
-    if path.suffix in (".yaml", ".yml"):
-        import yaml
+    import yaml
 
-        data = yaml.safe_load(text)
-    else:
-        data = json.loads(text)
+    try:  # safe_load: a `!!python/...` tag is refused, never constructed
+        data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise SecateurError(
+            f"recipe {path} cannot be read ({first}); recipes hold plain values only (no !!python tags)"
+        ) from None
     if isinstance(data, dict) and "recipe" in data:
         data = data["recipe"]
     return from_dict(PruneRecipe, data)

@@ -28,18 +28,36 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale(parent: Path, prefix: str) -> list[Path]:
-    """Remove `parent/<prefix><PID>...` entries whose process no longer runs; returns them."""
-    removed = []
+def stale(parent: Path, prefix: str) -> list[Path]:
+    """`parent/<prefix><PID>...` entries whose process no longer runs."""
     if not parent.is_dir():
-        return removed
+        return []
     pattern = re.compile(re.escape(prefix) + r"(\d+)(?:-[0-9a-f]+)?$")
+    found = []
     for entry in parent.iterdir():
         match = pattern.match(entry.name)
         if match and not pid_alive(int(match.group(1))):
-            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
-            removed.append(entry)
+            found.append(entry)
+    return found
+
+
+def remove_stale(parent: Path, prefix: str) -> list[Path]:
+    """Remove the stale entries (see `stale`); returns them."""
+    removed = stale(parent, prefix)
+    for entry in removed:
+        shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
     return removed
+
+
+def restore_swapped_out(final: Path) -> Path | None:
+    """An --overwrite killed between moving the old result aside and renaming the new one in leaves
+    `.NAME.old-PID` and no NAME: put the old result back (it is complete); returns it if so."""
+    for old in stale(final.parent, f".{final.name}.old-"):
+        if not final.exists():
+            os.replace(old, final)
+            return final
+        shutil.rmtree(old, ignore_errors=True)
+    return None
 
 
 def sibling(final: Path, kind: str) -> Path:

@@ -18,6 +18,7 @@ from torch import nn
 
 from secateur.calibration.capture import LayerInputs
 from secateur.devices import module_device
+from secateur.faults import pause_point
 from secateur.models.adapter import ModelAdapter
 from secateur.progress import progress
 
@@ -112,6 +113,7 @@ def run_layers(
                 device=device,
             )
             visit(context)
+            pause_point(f"{desc}-layer-{index}")  # fault tests kill the process here
             if inputs is not None and not context.propagated and (propagate_last or index < len(layers) - 1):
                 context.propagate()
         finally:

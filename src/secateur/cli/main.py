@@ -50,6 +50,19 @@ def _on_sigterm(signum, frame) -> None:
     raise Terminated
 
 
+def _silence_libraries() -> None:
+    """--quiet: no progress bars from transformers/huggingface_hub either (e.g. "Loading weights")."""
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    except ImportError:
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     from secateur.errors import SecateurError
 
@@ -58,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
+    if getattr(args, "quiet", False):
+        _silence_libraries()
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
     try:

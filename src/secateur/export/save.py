@@ -14,8 +14,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from safetensors import SafetensorError
+
 from secateur.errors import SecateurError
-from secateur.scratch import sibling
+from secateur.faults import pause_point
+from secateur.scratch import restore_swapped_out, sibling
 
 MANIFEST = "secateur.json"
 
@@ -23,6 +26,7 @@ MANIFEST = "secateur.json"
 def check_output_dir(out: str | Path, overwrite: bool) -> Path:
     """Fail early (before any work) if `out` cannot be written or would be clobbered."""
     path = Path(out).expanduser()
+    restore_swapped_out(path)
     if path.exists() and not overwrite:
         raise SecateurError(
             f"--out {path} already exists: pass --overwrite to replace it, or choose another folder"
@@ -48,6 +52,7 @@ def atomic_output_dir(out: str | Path, overwrite: bool) -> Iterator[Path]:
     tmp.mkdir()
     try:
         yield tmp
+        pause_point("save")  # fault tests kill the process here: everything written, nothing renamed
         if final.exists():
             if not overwrite:  # appeared while we worked
                 raise SecateurError(f"--out {final} appeared while pruning; pass --overwrite to replace it")
@@ -57,6 +62,12 @@ def atomic_output_dir(out: str | Path, overwrite: bool) -> Iterator[Path]:
             shutil.rmtree(trash, ignore_errors=True)
         else:
             os.replace(tmp, final)
+    except (OSError, SafetensorError) as exc:  # a full disk, a quota, a folder made read-only meanwhile
+        reason = getattr(exc, "strerror", None) or str(exc).strip().splitlines()[0]
+        raise SecateurError(
+            f"could not write --out {final}: {reason}; nothing was left there: "
+            "free some space or choose another folder"
+        ) from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

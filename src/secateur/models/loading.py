@@ -73,8 +73,9 @@ def load_model(name: str, dtype: str = "auto", device: torch.device | None = Non
         loaded.adapter = ModelAdapter(loaded.model)
         loaded.name, loaded.location = name, location
         return loaded
+    _check_local_config(location)
     if is_heterogeneous(location):  # a structurally pruned model with per-layer widths
-        return _load_heterogeneous(name, location, dtype, device)
+        return _read_weights(location, lambda: _load_heterogeneous(name, location, dtype, device))
     try:
         config = AutoConfig.from_pretrained(location)
     except (OSError, ValueError) as exc:
@@ -86,10 +87,47 @@ def load_model(name: str, dtype: str = "auto", device: torch.device | None = Non
     spec_for(getattr(config, "model_type", None))  # unsupported architectures fail before the weights load
     checkpoint_dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
     torch_dtype = resolve_dtype(dtype, device or torch.device("cpu"), checkpoint_dtype)
-    model = AutoModelForCausalLM.from_pretrained(location, dtype=torch_dtype)
+    model = _read_weights(location, lambda: AutoModelForCausalLM.from_pretrained(location, dtype=torch_dtype))
     model.eval()
     tokenizer = AutoTokenizer.from_pretrained(location)
     return LoadedModel(model, tokenizer, ModelAdapter(model), name, location)
+
+
+def _check_local_config(location: str) -> None:
+    """A local folder's config.json must parse and name a supported architecture, before any weights."""
+    import json
+
+    path = Path(location) / "config.json"
+    if not path.is_file():
+        return  # a hub id: transformers fetches and checks it
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SecateurError(f"{path} is not valid JSON ({exc}): re-save or re-download the model") from None
+    if not isinstance(config, dict):
+        raise SecateurError(f"{path} is not a model config (a JSON object): re-save or re-download the model")
+    spec_for(config.get("model_type"))
+
+
+def _read_weights(location: str, load):
+    """Run `load`; a truncated/corrupted safetensors file or a .bin pickle that holds more than tensors
+    (loaded with weights_only=True: its code never runs) becomes one line that says what to do."""
+    import pickle
+
+    from safetensors import SafetensorError
+
+    try:
+        return load()
+    except pickle.UnpicklingError:
+        raise SecateurError(
+            f"the .bin checkpoint in {location} holds more than tensors; secateur reads pickles only with "
+            "weights_only=True and never runs their code: convert it to safetensors from a trusted copy"
+        ) from None
+    except (SafetensorError, EOFError) as exc:
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise SecateurError(
+            f"the weights in {location} are truncated or corrupted ({first}): re-download or re-save them"
+        ) from None
 
 
 def _load_heterogeneous(name: str, location: str, dtype: str, device: torch.device | None) -> LoadedModel:

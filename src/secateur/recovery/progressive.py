@@ -28,6 +28,7 @@ from secateur.errors import SecateurError
 from secateur.evaluation.tier_plot import plot_tier_maps
 from secateur.export.save import check_output_dir, save_checkpoint
 from secateur.export.tier_maps import TIER_MAPS, load_tier_maps, save_tier_maps
+from secateur.faults import pause_point
 from secateur.pruning.masking import prune_with_masks
 from secateur.pruning.tiered import TierState
 from secateur.recovery.config import ProgressiveRecipe
@@ -187,6 +188,7 @@ def _iteration(recipe, row, loaded, windows, state, measure, out, show_progress,
     )
     dataset = recipe.finetune.dataset or recipe.calibration.dataset
     started = time.perf_counter()
+    pause_point(f"progressive-finetune-{row.iteration}")  # fault tests kill the process here
     tuned = finetune(
         loaded.model,
         loaded.tokenizer,

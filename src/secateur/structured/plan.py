@@ -41,7 +41,7 @@ class StructuredPlan:
         try:
             layers = [LayerPlan(**row) for row in data["layers"]]
             return cls(data["model_type"], int(data["gqa_ratio"]), int(data["head_dim"]), layers)
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise SecateurError(
                 f"malformed structured plan: {exc}; expected the JSON secateur writes"
             ) from None
@@ -58,7 +58,13 @@ class StructuredPlan:
         path = Path(path)
         if not path.is_file():
             raise SecateurError(f"plan file {path} does not exist")
-        return cls.from_dict(json.loads(path.read_text()))
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise SecateurError(
+                f"plan file {path} is not valid JSON ({exc}); give a structured_plan.json"
+            ) from None
+        return cls.from_dict(data)
 
     def is_uniform(self) -> bool:
         """Every layer keeps the same number of KV groups and channels, and none loses a sub-block."""
