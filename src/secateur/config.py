@@ -169,7 +169,9 @@ class EvalConfig:
     seqlen: int | None = option(
         None, "tokens per evaluation window (default: --seqlen)", flag="--eval-seqlen"
     )
-    batch_size: int = option(4, "evaluation windows per forward pass", flag="--eval-batch-size")
+    batch_size: int = option(
+        4, "evaluation windows per forward pass", "--per_device_eval_batch_size", flag="--eval-batch-size"
+    )
     max_windows: int | None = option(
         None, "evaluate at most this many windows (default: the whole test split)", flag="--eval-windows"
     )
@@ -213,6 +215,8 @@ class StructuredConfig:
     plan: str | None = option(None, "apply this saved structured_plan.json instead of planning")
 
     def __post_init__(self) -> None:
+        # The GQA toolkit's documentation also calls them taylor_fo / taylor_so (first/second order).
+        object.__setattr__(self, "importance", IMPORTANCE_ALIASES.get(self.importance, self.importance))
         if self.importance not in STRUCTURED_IMPORTANCES:
             raise SecateurError(
                 f"--importance must be one of {', '.join(STRUCTURED_IMPORTANCES)}, got {self.importance!r}"
@@ -299,7 +303,10 @@ class PruneRecipe:
     """Everything `secateur prune` does, as data: the manifest of a run is a valid recipe."""
 
     model: str = option(
-        "smollm2-135m", "embedded model name (see `secateur models`), local Hugging Face folder, or hub id"
+        "smollm2-135m",
+        "embedded model name (see `secateur models`), local Hugging Face folder, or hub id",
+        "--base_model",
+        "--base-model",
     )
     dtype: str = option("auto", "float32, float16, bfloat16, or auto (fp32 on CPU, the checkpoint's on GPU)")
     out: str | None = option(None, "output folder for the pruned checkpoint", "--save_model", "--save-model")
@@ -325,6 +332,7 @@ class PruneRecipe:
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 STRUCTURED_IMPORTANCES = ("taylor", "taylor_2nd", "wanda", "magnitude")
+IMPORTANCE_ALIASES = {"taylor_fo": "taylor", "taylor_so": "taylor_2nd"}
 
 
 def to_dict(config: Any) -> dict[str, Any]:

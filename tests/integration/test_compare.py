@@ -27,7 +27,7 @@ def test_recipe_strings():
         ("wanda:unstructured:0.5:colour=red", "unknown setting"),
         ("wanda:2:4:0.7", "always gives sparsity 0.5"),
         ("wanda:unstructured:1.5", "must be in [0, 1)"),
-        ("wanda:block:1", "no pattern"),
+        ("wanda:block:1", "must be in [0, 1)"),  # bare block is block:16, then sparsity 1
     ]:
         with pytest.raises(SecateurError, match=message.replace("[", r"\[").replace(")", r"\)")):
             parse_recipe(bad)
@@ -163,7 +163,7 @@ def test_compare_rows_equal_separate_prune_runs(saved_llama, corpus, tmp_path):
     ("extra", "message"),
     [
         (["--recipes", "wanda:2to4"], "no pattern"),
-        (["--recipes", "wanda:block:1"], "no pattern"),
+        (["--recipes", "wanda:block:1"], "must be in [0, 1)"),
         (["--recipes", "wanda:unstructured:0.5:owl=5,0.7"], "must lie in [0, sparsity]"),
         (["--recipes", "wanda:unstructured", "--sparsity", "0.5,1.2"], "must be in [0, 1)"),
         (["--recipes", "missing.yaml"], "does not exist"),

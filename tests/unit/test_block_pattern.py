@@ -59,7 +59,8 @@ def test_block_parsing_and_errors():
     assert parse_pattern("block:16") == Block(16)
     assert parse_pattern("block16") == Block(16)
     assert parse_pattern("BLOCK:8").spec == "block:8"
-    for bad in ("block:1", "block:0", "block:", "block", "block:x"):
+    assert parse_pattern("block") == Block(16)  # bare, as the block-wise Wanda guide's default
+    for bad in ("block:1", "block:0", "block:", "block:x"):
         with pytest.raises(SecateurError):
             parse_pattern(bad)
     with pytest.raises(SecateurError, match="larger than"):

@@ -54,5 +54,11 @@ def test_missing_columns_and_files_are_named(tmp_path):
         parse_schedule("")
     with pytest.raises(SecateurError, match="does not exist"):
         load_schedule(tmp_path / "nope.csv")
-    with pytest.raises(SecateurError, match="needs --schedule"):
-        load_schedule(None)
+    reference = load_schedule(None)  # shipped in the package: the seed's 5 steps
+    assert [(r.dense, r.mid, r.topk, r.epochs) for r in reference] == [
+        (0.9, 0.1, 0.0, 2),
+        (0.8, 0.1, 0.1, 2),
+        (0.65, 0.2, 0.15, 2),
+        (0.5, 0.3, 0.2, 2),
+        (0.35, 0.45, 0.2, 3),
+    ]

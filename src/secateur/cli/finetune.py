@@ -7,6 +7,7 @@ import json
 import sys
 
 from secateur.cli.options import add_config_arguments, collect
+from secateur.cli.trainer_flags import add_trainer_arguments, apply_trainer_flags
 from secateur.config import EvalConfig, from_dict
 from secateur.errors import SecateurError
 from secateur.recovery.config import FinetuneConfig, FinetuneRecipe
@@ -28,6 +29,7 @@ def add_parser(subparsers) -> None:
         parser.add_argument_group("training"), FinetuneConfig, "finetune", flags=FINETUNE_FLAGS
     )
     add_config_arguments(parser.add_argument_group("evaluation"), EvalConfig, "evaluation", flags=EVAL_FLAGS)
+    add_trainer_arguments(parser)
     parser.add_argument("--json", metavar="FILE", help="write the run's manifest to FILE too")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or loss logs")
     parser.set_defaults(run=run)
@@ -39,6 +41,7 @@ def build_recipe(args: argparse.Namespace) -> FinetuneRecipe:
     data = collect(args, "recipe")
     data["finetune"] = collect(args, "finetune")
     data["evaluation"] = collect(args, "evaluation")
+    apply_trainer_flags(args, data["finetune"])
     if data.get("out") is None:
         raise SecateurError("finetune needs --out DIR for the fine-tuned checkpoint")
     embedded = embedded_model(str(data.get("model", FinetuneRecipe.model)))

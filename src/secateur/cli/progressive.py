@@ -13,7 +13,7 @@ from secateur.recovery.config import FinetuneConfig, ProgressiveRecipe
 SECTIONS = (
     ("calibration", CalibrationConfig, ()),
     ("prune", PruneConfig, ("tiers", "owl", "sparsity", "blocksize", "percdamp")),
-    ("finetune", FinetuneConfig, ("epochs", "masked")),
+    ("finetune", FinetuneConfig, ("epochs", "masked", "device")),
     ("evaluation", EvalConfig, ("dense",)),
 )
 
@@ -58,6 +58,14 @@ def run(args: argparse.Namespace) -> int:
     from secateur.recovery.summary import progressive_table
 
     recipe = build_recipe(args, note=lambda m: print(m, file=sys.stderr))
+    if recipe.iteration is not None:
+        from secateur.recovery.progressive_step import run_single_iteration
+
+        log = run_single_iteration(recipe, show_progress=not args.quiet)
+        tiers = ", ".join(f"{name} {share:.1%}" for name, share in (log["tiers"] or {}).items())
+        sparsity = log["prune"]["sparsity"]["actual"]
+        print(f"iteration {log['iteration']['iteration']}: {tiers}; sparsity {sparsity:.4f}")
+        return 0
     result = run_progressive(recipe, show_progress=not args.quiet, argv=sys.argv)
     print(progressive_table(result))
     return 0

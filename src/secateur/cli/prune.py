@@ -7,6 +7,13 @@ import json
 import sys
 
 from secateur.cli.options import add_config_arguments, collect
+from secateur.cli.seed_prune import (
+    add_seed_arguments,
+    apply_cache_dir,
+    apply_seed_outputs,
+    run_finetune_after_prune,
+    write_results_folder,
+)
 from secateur.config import (
     CalibrationConfig,
     DepthConfig,
@@ -58,6 +65,7 @@ def add_parser(subparsers) -> None:
     )
     output.add_argument("--json", metavar="FILE", help="write the run's manifest (secateur.json) to FILE too")
     output.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_seed_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -76,6 +84,7 @@ def build_recipe(args: argparse.Namespace, note=print) -> PruneRecipe:
                 f"--pattern tiered), but --pattern is {given}"
             )
         data["prune"]["pattern"] = f"{kind}:{block_size}"
+    apply_seed_outputs(args, data)
     message = None if args.recipe else apply_demo_sizes(data)
     recipe = from_dict(PruneRecipe, data)
     if message:  # only once the recipe is valid, so a bad flag gets exactly one line
@@ -112,10 +121,15 @@ def run(args: argparse.Namespace) -> int:
     from secateur.cli.report import depth_summary, osscar_summary, prune_summary, structured_summary
 
     recipe = build_recipe(args, note=lambda m: print(m, file=sys.stderr))
+    apply_cache_dir(args)
     result = run_prune(recipe, show_progress=not args.quiet, argv=sys.argv)
     summaries = {"structured": structured_summary, "depth": depth_summary, "osscar": osscar_summary}
     summary = summaries.get(recipe.prune.method, prune_summary)(result)
     print(summary)
+    if args.save:
+        write_results_folder(args.save, summary, result.manifest)
+    if args.finetune:
+        print(run_finetune_after_prune(args, recipe, show_progress=not args.quiet))
     if args.log:
         with open(args.log, "w") as handle:
             handle.write(summary + "\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from secateur.cli.options import add_config_arguments, collect
 from secateur.config import EvalConfig, from_dict
@@ -47,6 +48,12 @@ def build_recipe(args: argparse.Namespace) -> RecoverRecipe:
     data["evaluation"] = collect(args, "evaluation")
     if data.get("out") is None:
         raise SecateurError("recover needs --out DIR for the adapter (or, with --merge, the checkpoint)")
+    model = Path(str(data.get("model", ""))).expanduser()
+    if model.is_file() or model.suffix in (".bin", ".pt", ".pth"):
+        raise SecateurError(
+            f"--model {model} is a file: give the model's folder (secateur writes folders); a whole model "
+            "pickled in one .bin (as LLM-Pruner saves it) is never unpickled, it could run code"
+        )
     embedded = embedded_model(str(data.get("model", RecoverRecipe.model)))
     if embedded is not None and embedded.demo.eval_windows:
         data["evaluation"].setdefault("max_windows", embedded.demo.eval_windows)

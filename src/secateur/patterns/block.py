@@ -59,6 +59,9 @@ def choose_tiles(means: torch.Tensor, counts: torch.Tensor, target: float) -> to
     return keep.reshape(means.shape)
 
 
+DEFAULT_BLOCK = 16
+
+
 @register("pattern", "block")
 @dataclass(frozen=True)
 class Block(Pattern):
@@ -72,7 +75,9 @@ class Block(Pattern):
 
     @classmethod
     def from_arg(cls, arg: str | None) -> Block:
-        if not arg or not arg.strip().isdigit():
+        if arg is None:
+            return cls(DEFAULT_BLOCK)  # bare `block`, as the block-wise Wanda guide's default
+        if not arg.strip().isdigit():
             raise SecateurError(
                 f"malformed block pattern 'block:{arg or ''}': use block:B with a whole B, e.g. block:16"
             )

@@ -20,10 +20,10 @@ def parse_pattern(text: str) -> Pattern:
     if match:
         return REGISTRY.get("pattern", "n:m")(int(match[1]), int(match[2]))
     glued = _GLUED.match(str(text))
-    name, _, arg = (f"{glued[1]}:{glued[2]}" if glued else str(text).strip()).partition(":")
+    name, colon, arg = (f"{glued[1]}:{glued[2]}" if glued else str(text).strip()).partition(":")
     factory = REGISTRY.find("pattern", name.lower())
     if factory is None or name.lower() == "n:m":
         raise SecateurError(
             f"malformed pattern {text!r}: use 'unstructured', N:M with whole numbers (2:4, 4:8), or block:B"
         )
-    return factory.from_arg(arg or None)
+    return factory.from_arg(arg if colon else None)  # bare `block` is the default size, `block:` an error

@@ -7,6 +7,7 @@ checked when built. Aliases are the Hugging Face Trainer spellings (`--learning_
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from secateur.config import DTYPES, CalibrationConfig, EvalConfig, PruneConfig, option
@@ -73,6 +74,12 @@ class FinetuneConfig:
     )
     logging_steps: int = option(10, "log the training loss every N steps")
     seed: int = option(0, "seed for shuffling and initialisation", flag="--train-seed")
+    device: str | None = option(
+        None, "training device: cpu, cuda or cuda:N (default: cuda when present; several: accelerate launch)"
+    )
+    save_total_limit: int = option(
+        2, "checkpoints kept at once in the scratch folder while training (the best one among them)"
+    )
 
     def __post_init__(self) -> None:
         positive = {
@@ -80,6 +87,7 @@ class FinetuneConfig:
             "--train-batch-size": self.batch_size,
             "--grad-accum": self.grad_accum,
             "--logging-steps": self.logging_steps,
+            "--save-total-limit": self.save_total_limit,
         }
         for flag, value in positive.items():
             if value < 1:
@@ -101,6 +109,8 @@ class FinetuneConfig:
             raise SecateurError("--warmup-steps and --weight-decay must be >= 0")
         if self.val_set_size is not None and self.val_set_size < 0:
             raise SecateurError(f"--val-set-size must be >= 0, got {self.val_set_size}")
+        if self.device is not None and not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
+            raise SecateurError(f"--device must be cpu, cuda or cuda:N, got {self.device!r}")
 
 
 def _check_dtype(dtype: str) -> None:
@@ -113,11 +123,16 @@ class FinetuneRecipe:
     """Everything `secateur finetune` does."""
 
     model: str = option(
-        "smollm2-135m", "model to fine-tune: a pruned checkpoint folder, embedded name or hub id"
+        "smollm2-135m",
+        "model to fine-tune: a pruned checkpoint folder, embedded name or hub id",
+        "--model_name_or_path",
+        "--model-name-or-path",
     )
     dtype: str = option("float32", "weights' dtype while training (use --bf16 for mixed precision)")
-    out: str | None = option(None, "output folder for the fine-tuned checkpoint")
-    overwrite: bool = option(False, "replace an existing --out folder")
+    out: str | None = option(
+        None, "output folder for the fine-tuned checkpoint", "--output_dir", "--output-dir"
+    )
+    overwrite: bool = option(False, "replace an existing --out folder", "--overwrite_output_dir")
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
 
@@ -132,12 +147,22 @@ class ProgressiveRecipe:
 
     model: str = option("smollm2-135m", "dense model to start from: embedded name, local folder or hub id")
     schedule: str | None = option(
-        None, "CSV with columns iteration,dense,mid_2_4,topk,epochs (one row per iteration)"
+        None,
+        "CSV with columns iteration,dense,mid_2_4,topk,epochs, one row per iteration "
+        "(default: the reference 5-step schedule shipped with secateur)",
     )
     dtype: str = option("float32", "weights' dtype (fine-tuning uses --bf16 for mixed precision)")
     out: str | None = option(None, "output folder; iteration K writes iterK/ inside it")
     overwrite: bool = option(False, "replace an existing --out folder (start over)")
     resume: bool = option(False, "continue after the last completed iteration in --out")
+    iteration: int | None = option(
+        None,
+        "run ONE iteration of the schedule (prune only, as the seed's manual mode): from --model (the "
+        "previous iteration's fine-tuned model) and --tier-maps (its tier map); writes OUT/iterK",
+    )
+    tier_maps: str | None = option(
+        None, "--iteration K > 1: the tier_maps.safetensors of iteration K-1 (tiers only move down from it)"
+    )
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     prune: PruneConfig = field(default_factory=lambda: PruneConfig(pattern="tiered"))
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
@@ -147,6 +172,10 @@ class ProgressiveRecipe:
         _check_dtype(self.dtype)
         if self.resume and self.overwrite:
             raise SecateurError("--resume continues a run and --overwrite starts over: pass one of them")
+        if self.iteration is None and self.tier_maps is not None:
+            raise SecateurError("--tier-maps is not used here: it starts one --iteration K; add --iteration")
+        if self.iteration is not None and self.resume:
+            raise SecateurError("--resume is not used here: --iteration K runs that one step; drop --resume")
         from secateur.patterns.tiered import Tiered
 
         if not isinstance(self.prune.pattern_object(), Tiered):
@@ -200,6 +229,8 @@ class LoraTrainingConfig(FinetuneConfig):
         None,
         "training data: Alpaca records (.json/.jsonl with instruction/input/output, or a hub dataset "
         "such as yahma/alpaca-cleaned) or plain text (embedded corpus, hub dataset, .txt) (default: lee)",
+        "--data_path",
+        "--data-path",
         flag="--data",
     )
 
@@ -225,10 +256,21 @@ class LoraTrainingConfig(FinetuneConfig):
 class RecoverRecipe:
     """Everything `secateur recover` does: LoRA on a (pruned) model, then merge or keep the adapter."""
 
-    model: str = option("smollm2-135m", "model to recover: any secateur output, local folder or hub id")
+    model: str = option(
+        "smollm2-135m",
+        "model to recover: any secateur output, local folder or hub id",
+        "--pruned_model",
+        "--pruned-model",
+        "--base_model",
+    )
     dtype: str = option("float32", "weights' dtype while training (use --bf16 for mixed precision)")
-    out: str | None = option(None, "output folder: the adapter, or with --merge a standalone checkpoint")
-    overwrite: bool = option(False, "replace an existing --out folder")
+    out: str | None = option(
+        None,
+        "output folder: the adapter, or with --merge a standalone checkpoint",
+        "--output_dir",
+        "--output-dir",
+    )
+    overwrite: bool = option(False, "replace an existing --out folder", "--overwrite_output_dir")
     lora: LoraConfig = field(default_factory=LoraConfig)
     finetune: LoraTrainingConfig = field(default_factory=LoraTrainingConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)

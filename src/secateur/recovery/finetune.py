@@ -183,7 +183,6 @@ def _training_arguments(
         save_strategy="steps" if keep_best else "no",
         save_steps=eval_steps,
         save_only_model=True,  # safetensors only: no pickled optimizer state
-        save_total_limit=2 if keep_best else None,
         load_best_model_at_end=keep_best,
         metric_for_best_model="eval_loss" if keep_best else None,
         greater_is_better=False if keep_best else None,
@@ -194,9 +193,26 @@ def _training_arguments(
         seed=config.seed,
         data_seed=config.seed,
         remove_unused_columns=False,
-        dataloader_pin_memory=torch.cuda.is_available(),
-        use_cpu=not torch.cuda.is_available(),
+        dataloader_pin_memory=torch.cuda.is_available() and config.device != "cpu",
+        use_cpu=not _use_cuda(config.device),
+        save_total_limit=config.save_total_limit if keep_best else None,
     )
+
+
+def _use_cuda(device: str | None) -> bool:
+    """--device cpu | cuda | cuda:N (the Trainer trains on the current CUDA device, so N is made current)."""
+    if device is None:
+        return torch.cuda.is_available()
+    if device == "cpu":
+        return False
+    if not torch.cuda.is_available():
+        raise SecateurError(f"--device {device}: no CUDA device is visible here; use --device cpu")
+    if ":" in device:
+        index = int(device.split(":")[1])
+        if index >= torch.cuda.device_count():
+            raise SecateurError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
+        torch.cuda.set_device(index)
+    return True
 
 
 def _mask_callback(masks: WeightMasks):

@@ -184,7 +184,7 @@ def _iteration(recipe, row, loaded, windows, state, measure, out, show_progress,
     # epochs 0 means no fine-tuning this iteration, whatever --max-steps (a per-iteration cap) says.
     max_steps = recipe.finetune.max_steps if row.epochs > 0 else None
     finetune_config = dataclasses.replace(
-        recipe.finetune, masked=True, epochs=row.epochs, max_steps=max_steps
+        recipe.finetune, masked=True, epochs=row.epochs, max_steps=max_steps, device=recipe.prune.device
     )
     dataset = recipe.finetune.dataset or recipe.calibration.dataset
     started = time.perf_counter()

@@ -100,9 +100,16 @@ def _check_row(row: ScheduleRow, previous: ScheduleRow | None, where: str) -> No
         )
 
 
+REFERENCE_SCHEDULE = "progressive_three_tier.csv"  # the three-tier paper's 5 steps, shipped in the package
+
+
 def load_schedule(path: str | Path | None) -> list[ScheduleRow]:
+    """--schedule FILE, or without it the reference 5-step schedule (35% dense, 45% 2:4, 20% top-k)."""
     if path is None:
-        raise SecateurError("progressive needs --schedule FILE (columns iteration,dense,mid_2_4,topk,epochs)")
+        from importlib.resources import files
+
+        text = files("secateur").joinpath("recipes", REFERENCE_SCHEDULE).read_text()
+        return parse_schedule(text, f"the reference schedule {REFERENCE_SCHEDULE}")
     path = Path(path).expanduser()
     if not path.is_file():
         raise SecateurError(f"schedule file {path} does not exist")
