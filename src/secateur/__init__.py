@@ -24,7 +24,7 @@ _LAZY = {
     "load_pruned": "secateur.export.structured",
     "StructuredConfig": "secateur.config",
     "finetune": "secateur.recovery.finetune",
-    "run_progressive": "secateur.recovery.progressive",
+    "run_progressive": "secateur.runs.progressive",
     "FinetuneConfig": "secateur.recovery.config",
     "FinetuneRecipe": "secateur.recovery.config",
     "ProgressiveRecipe": "secateur.recovery.config",
@@ -36,7 +36,7 @@ _LAZY = {
     "SecateurError": "secateur.errors",
     "recover": "secateur.recovery.lora",
     "merge_keeping_masks": "secateur.recovery.lora",
-    "run_recover": "secateur.recovery.recover_run",
+    "run_recover": "secateur.runs.recover",
     "LoraConfig": "secateur.recovery.config",
     "LoraTrainingConfig": "secateur.recovery.config",
     "RecoverRecipe": "secateur.recovery.config",
@@ -72,7 +72,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from secateur.export.structured import load_pruned  # noqa: F401
     from secateur.recovery.config import FinetuneConfig, FinetuneRecipe, ProgressiveRecipe  # noqa: F401
     from secateur.recovery.finetune import finetune  # noqa: F401
-    from secateur.recovery.progressive import run_progressive  # noqa: F401
+    from secateur.runs.progressive import run_progressive  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

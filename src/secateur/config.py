@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from secateur.errors import SecateurError
+from secateur.unused_options import check_prune_fields, check_recipe_sections
 
 C = TypeVar("C")
 
@@ -125,8 +126,6 @@ class PruneConfig:
             raise SecateurError(f"--blocksize must be at least 1, got {self.blocksize}")
         if not self.percdamp >= 0:
             raise SecateurError(f"--percdamp must be >= 0, got {self.percdamp}")
-        from secateur.unused_options import check_prune_fields
-
         check_prune_fields(self)
         # Resolve now so a malformed pattern, an N:M/sparsity clash or a bad --owl fails before any work.
         sparsity = self.resolved_sparsity()
@@ -321,13 +320,7 @@ class PruneRecipe:
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise SecateurError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        from secateur.unused_options import check_recipe_sections
-
         check_recipe_sections(self)
-        if self.prune.method == "depth" and (self.depth.num_layers is None) == (self.depth.layers is None):
-            raise SecateurError(
-                "--method depth needs exactly one of --num-layers N (best window) or --layers 11-13 (given)"
-            )
 
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")

@@ -27,6 +27,10 @@ _BUILTIN_MODULES = (
     "secateur.models.embedded",
     "secateur.data.embedded",
     "secateur.data.hub",
+    "secateur.methods.masks",
+    "secateur.methods.width",
+    "secateur.methods.depth",
+    "secateur.methods.osscar",
 )
 
 

@@ -8,7 +8,7 @@ import torch
 from secateur.cli.main import main
 from secateur.export.tier_maps import TIER_MAPS, load_tier_maps
 from secateur.patterns.tiered import tier_counts
-from secateur.recovery import progressive
+from secateur.runs import progressive
 
 SCHEDULE = (
     "iteration,dense,mid_2_4,topk,dense_to_2_4,epochs\n"

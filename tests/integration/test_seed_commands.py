@@ -155,8 +155,8 @@ def test_seed_spellings_secateur_cannot_honour_are_one_line(command, message, tm
     ):
         recipe, args = _recipe(command)
         if args.command == "progressive":
-            from secateur.recovery.progressive_step import _row, _tier_state
             from secateur.recovery.schedule import load_schedule
+            from secateur.runs.progressive_step import _row, _tier_state
 
             _, first = _row(load_schedule(recipe.schedule), recipe.iteration)
             _tier_state(recipe, first)

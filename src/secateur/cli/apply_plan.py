@@ -29,9 +29,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from secateur.api import run_prune
     from secateur.cli.prune import apply_demo_sizes
-    from secateur.cli.report import structured_summary
+    from secateur.methods.width import summary
+    from secateur.runs.prune import run_prune
 
     data = collect(args, "recipe")
     data["evaluation"] = collect(args, "evaluation")
@@ -43,5 +43,5 @@ def run(args: argparse.Namespace) -> int:
     apply_demo_sizes(data)
     recipe = from_dict(PruneRecipe, data)
     result = run_prune(recipe, show_progress=not args.quiet, argv=sys.argv)
-    print(structured_summary(result))
+    print(summary(result))
     return 0

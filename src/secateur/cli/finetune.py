@@ -53,9 +53,9 @@ def build_recipe(args: argparse.Namespace) -> FinetuneRecipe:
 
 
 def run(args: argparse.Namespace) -> int:
-    from secateur.api import run_finetune
     from secateur.cli.training_rows import loss_rows, perplexity_rows
     from secateur.evaluation.summary import format_table
+    from secateur.runs.finetune import run_finetune
 
     recipe = build_recipe(args)
     result = run_finetune(recipe, show_progress=not args.quiet, argv=sys.argv)

@@ -54,12 +54,12 @@ def build_recipe(args: argparse.Namespace, note=print) -> ProgressiveRecipe:
 
 
 def run(args: argparse.Namespace) -> int:
-    from secateur.recovery.progressive import run_progressive
     from secateur.recovery.summary import progressive_table
+    from secateur.runs.progressive import run_progressive
 
     recipe = build_recipe(args, note=lambda m: print(m, file=sys.stderr))
     if recipe.iteration is not None:
-        from secateur.recovery.progressive_step import run_single_iteration
+        from secateur.runs.progressive_step import run_single_iteration
 
         log = run_single_iteration(recipe, show_progress=not args.quiet)
         tiers = ", ".join(f"{name} {share:.1%}" for name, share in (log["tiers"] or {}).items())

@@ -117,14 +117,13 @@ def apply_demo_sizes(data: dict) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from secateur.api import run_prune
-    from secateur.cli.report import depth_summary, osscar_summary, prune_summary, structured_summary
+    from secateur.methods.base import prune_step
+    from secateur.runs.prune import run_prune
 
     recipe = build_recipe(args, note=lambda m: print(m, file=sys.stderr))
     apply_cache_dir(args)
     result = run_prune(recipe, show_progress=not args.quiet, argv=sys.argv)
-    summaries = {"structured": structured_summary, "depth": depth_summary, "osscar": osscar_summary}
-    summary = summaries.get(recipe.prune.method, prune_summary)(result)
+    summary = prune_step(recipe.prune.method).summary(result)
     print(summary)
     if args.save:
         write_results_folder(args.save, summary, result.manifest)

@@ -63,7 +63,7 @@ def build_recipe(args: argparse.Namespace) -> RecoverRecipe:
 def run(args: argparse.Namespace) -> int:
     from secateur.cli.training_rows import loss_rows, perplexity_rows
     from secateur.evaluation.summary import format_table
-    from secateur.recovery.recover_run import run_recover
+    from secateur.runs.recover import run_recover
 
     recipe = build_recipe(args)
     note = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))

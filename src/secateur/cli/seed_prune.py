@@ -118,7 +118,7 @@ def run_finetune_after_prune(args: argparse.Namespace, recipe, show_progress: bo
     """--finetune: LoRA recovery of the pruned output (the adapter goes to OUT_finetuned); its summary."""
     from secateur.config import EvalConfig
     from secateur.recovery.config import LoraConfig, LoraTrainingConfig, RecoverRecipe
-    from secateur.recovery.recover_run import run_recover
+    from secateur.runs.recover import run_recover
 
     lora = {k: v for k, v in (("r", args.lora_r), ("alpha", args.lora_alpha)) if v is not None}
     training = {

@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from secateur.api import calibration_windows, check_seqlen, load_model
 from secateur.comparison.recipes import Recipe
 from secateur.config import CalibrationConfig, EvalConfig
 from secateur.data.sources import resolve_source
@@ -26,6 +25,7 @@ from secateur.evaluation.perplexity import PerplexityResult, perplexity
 from secateur.export.save import check_output_dir
 from secateur.models.adapter import ModelAdapter
 from secateur.pruning.masking import prune_with_masks
+from secateur.runs.session import calibration_windows, check_seqlen, load_model
 
 
 @dataclass

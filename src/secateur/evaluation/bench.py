@@ -59,8 +59,8 @@ def dense_original(model: str) -> str | None:
 
 
 def _measure_model(label, name, recipe, device, note) -> tuple[ModelFacts, list[SpeedRow]]:
-    from secateur.api import check_seqlen, load_model
     from secateur.evaluation import sparse_kernels
+    from secateur.runs.session import check_seqlen, load_model
 
     loaded = load_model(name, recipe.dtype, str(device))
     model = loaded.model.to(device)

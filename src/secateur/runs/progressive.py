@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from secateur import __version__
-from secateur.api import calibration_windows, check_seqlen, load_model, perplexity_meter
+from secateur.runs.session import calibration_windows, check_seqlen, load_model, perplexity_meter
 from secateur.config import to_dict
 from secateur.devices import resolve_device
 from secateur.errors import SecateurError

@@ -34,7 +34,7 @@ def run_recover(
     note: Callable[[str], None] = print,
     argv: list[str] | None = None,
 ) -> RecoverRun:
-    from secateur.api import check_seqlen, load_model, perplexity_meter, training_manifest
+    from secateur.runs.session import check_seqlen, load_model, perplexity_meter, training_manifest
     from secateur.devices import resolve_device
     from secateur.export.adapters import base_reference, save_adapter
     from secateur.export.save import check_output_dir, save_checkpoint

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from secateur import __version__
-from secateur.api import calibration_windows, check_seqlen, load_model, perplexity_meter
+from secateur.runs.session import calibration_windows, check_seqlen, load_model, perplexity_meter
 from secateur.devices import resolve_device
 from secateur.errors import SecateurError
 from secateur.evaluation.tier_plot import plot_tier_maps

@@ -1,4 +1,4 @@
-"""`secateur prune --method depth`: score windows (or take --layers), remove them, report."""
+"""`secateur prune --method depth`: score windows of layers (or take --layers), remove them, report."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ from pathlib import Path
 
 import torch
 
+from secateur.evaluation.summary import format_table, percent
+from secateur.methods.base import PruneStep, StepResult
+from secateur.methods.outcome import outcome_rows
+from secateur.registry import register
 from secateur.structured.depth import check_window, parse_layer_list, remove_layers, window_scores
 from secateur.structured.run import count_parameters
 
@@ -70,4 +74,62 @@ def prune_depth(
     def write(folder: Path) -> None:
         (folder / "depth_analysis.json").write_text(json.dumps(report.to_dict(), indent=1) + "\n")
 
-    return report, write
+    return StepResult(report, write)
+
+
+def check(recipe) -> None:
+    from secateur.errors import SecateurError
+    from secateur.unused_options import changed_fields, refuse
+
+    config = recipe.depth
+    if (config.num_layers is None) == (config.layers is None):
+        raise SecateurError(
+            "--method depth needs exactly one of --num-layers N (best window) or --layers 11-13 (given)"
+        )
+    if config.layers is not None:
+        scoring = [f for f in changed_fields(config) if f.name == "score"]
+        refuse(scoring, "depth", "--layers removes the layers given, nothing is scored")
+
+
+def summary(run) -> str:
+    """Window scores and what depth pruning removed."""
+    report = run.report
+    data = report.to_dict()
+    lines = [f"secateur prune: {run.recipe.model} | depth | removed layers {report.removed}", ""]
+    if report.scores:
+        unit = "calibration perplexity without the window" if report.score == "ppl" else "block influence"
+        last = len(report.removed) - 1
+        rows = [
+            [
+                start,
+                f"{start}-{start + last}",
+                f"{value:.4f}",
+                "removed" if start == report.removed[0] else "",
+            ]
+            for start, value in sorted(report.scores.items())
+        ]
+        lines += [format_table(["start", "layers", unit, ""], rows), ""]
+    table = [
+        [
+            "parameters",
+            f"{report.params_before:,} -> {report.params_after:,} "
+            f"({percent(data['ratio_of_total'])} removed)",
+        ],
+        ["prune time", f"{report.timings['prune_s']:.1f}s"],
+    ]
+    table += outcome_rows(run)
+    lines.append(format_table(["summary", "value"], table))
+    return "\n".join(lines)
+
+
+DEPTH = register("step", "depth")(
+    PruneStep(
+        name="depth",
+        reads=frozenset({"depth.*"}),
+        needs_activations=lambda recipe: recipe.depth.layers is None,
+        run=prune_depth,
+        summary=summary,
+        sized_by="--num-layers or --layers",
+        check=check,
+    )
+)

@@ -1,0 +1,1 @@
+"""Every pruning method as one kind: a registered PruneStep (see `secateur.methods.base`)."""
