@@ -31,6 +31,7 @@ test: setup
 lint: setup
 	$(BIN)/ruff check src tests benchmarks tools
 	$(BIN)/ruff format --check src tests benchmarks tools
+	$(BIN)/lint-imports
 
 bench: setup
 	$(BIN)/python benchmarks/prune_speed.py

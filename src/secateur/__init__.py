@@ -19,7 +19,7 @@ _LAZY = {
     "calibration_windows": "secateur.api",
     "run_prune": "secateur.api",
     "save_pruned": "secateur.api",
-    "run_compare": "secateur.comparison.run",
+    "run_compare": "secateur.runs.compare",
     "run_finetune": "secateur.api",
     "load_pruned": "secateur.export.structured",
     "StructuredConfig": "secateur.config",
@@ -41,7 +41,7 @@ _LAZY = {
     "LoraTrainingConfig": "secateur.recovery.config",
     "RecoverRecipe": "secateur.recovery.config",
     "zero_shot": "secateur.evaluation.zeroshot",
-    "run_bench": "secateur.evaluation.bench",
+    "run_bench": "secateur.runs.bench",
     "BenchRecipe": "secateur.evaluation.bench_config",
     "measure_speed": "secateur.evaluation.speed",
     "write_report": "secateur.evaluation.report_md",
@@ -60,7 +60,6 @@ if TYPE_CHECKING:  # pragma: no cover
         save_pruned,
     )
     from secateur.comparison.recipes import parse_recipe  # noqa: F401
-    from secateur.comparison.run import run_compare  # noqa: F401
     from secateur.config import (  # noqa: F401
         CalibrationConfig,
         EvalConfig,
@@ -72,6 +71,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from secateur.export.structured import load_pruned  # noqa: F401
     from secateur.recovery.config import FinetuneConfig, FinetuneRecipe, ProgressiveRecipe  # noqa: F401
     from secateur.recovery.finetune import finetune  # noqa: F401
+    from secateur.runs.compare import run_compare  # noqa: F401
     from secateur.runs.progressive import run_progressive  # noqa: F401
 
 

@@ -23,9 +23,9 @@ from secateur.data.tokens import eval_stream, eval_windows
 from secateur.devices import resolve_device
 from secateur.errors import SecateurError
 from secateur.evaluation.perplexity import PerplexityResult, perplexity
+from secateur.export.loading import LoadedModel
 from secateur.export.save import save_checkpoint
 from secateur.models.adapter import ModelAdapter
-from secateur.models.loading import LoadedModel
 from secateur.pruning.masking import PruneReport, prune_with_masks
 from secateur.runs.finetune import FinetuneRun, run_finetune
 from secateur.runs.prune import PruneRun, run_prune

@@ -16,6 +16,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from secateur.errors import SecateurError
+from secateur.patterns.nm import NM
+from secateur.patterns.parse import parse_pattern
+from secateur.patterns.tiered import Tiered
+from secateur.scoring.owl import OwlSettings
 from secateur.unused_options import check_prune_fields, check_recipe_sections
 
 C = TypeVar("C")
@@ -129,8 +133,6 @@ class PruneConfig:
         check_prune_fields(self)
         # Resolve now so a malformed pattern, an N:M/sparsity clash or a bad --owl fails before any work.
         sparsity = self.resolved_sparsity()
-        from secateur.patterns.tiered import Tiered
-
         if not isinstance(self.pattern_object(), Tiered) and self.tiers is not None:
             raise SecateurError(f"--tiers applies to --pattern tiered, not {self.pattern}: drop one")
         if isinstance(self.pattern_object(), Tiered) and self.method == "sparsegpt":
@@ -138,9 +140,6 @@ class PruneConfig:
                 "--pattern tiered scores tiles with wanda or magnitude; sparsegpt is not supported"
             )
         if self.owl is not None:
-            from secateur.patterns.nm import NM
-            from secateur.pruning.owl import OwlSettings
-
             if isinstance(self.pattern_object(), (NM, Tiered)):
                 raise SecateurError(
                     f"--owl varies sparsity per layer; pattern {self.pattern} fixes it: drop one"
@@ -148,8 +147,6 @@ class PruneConfig:
             OwlSettings.parse(self.owl).check(sparsity)
 
     def pattern_object(self):
-        from secateur.patterns.parse import parse_pattern
-
         return parse_pattern(self.pattern).configured(self)
 
     def resolved_sparsity(self) -> float:

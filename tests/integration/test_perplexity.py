@@ -59,7 +59,7 @@ def test_batch_size_does_not_move_the_answer_beyond_1e_9(tokenizer, corpus, batc
 
 @pytest.mark.parametrize("rows", [1, 3, 7, 50])
 def test_a_short_last_block_is_padded_to_the_fixed_shape(monkeypatch, rows):
-    from secateur.evaluation import perplexity as module
+    from secateur.scoring import nll as module
 
     monkeypatch.setattr(module, "_BLOCK_ROWS", rows)
     seen = []
@@ -70,7 +70,7 @@ def test_a_short_last_block_is_padded_to_the_fixed_shape(monkeypatch, rows):
 
 
 def test_nll_sum_matches_a_float64_reference():
-    from secateur.evaluation.perplexity import nll_sum
+    from secateur.scoring.nll import nll_sum
 
     torch.manual_seed(0)
     head = torch.nn.Linear(16, 50, bias=False)

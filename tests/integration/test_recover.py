@@ -97,8 +97,8 @@ def test_alpaca_prompts_and_labels():
 @pytest.mark.parametrize("merge", [False, True])
 def test_heterogeneous_model_recovers_and_round_trips(windows, corpus, tmp_path, merge, capsys):
     from secateur.api import save_pruned
+    from secateur.export.loading import load_model
     from secateur.export.structured import sync_uniform_config
-    from secateur.models.loading import load_model
 
     model = tiny_model("llama", max_position_embeddings=512)  # room for the Alpaca preamble in bytes
     adapter = ModelAdapter(model)

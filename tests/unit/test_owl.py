@@ -3,7 +3,7 @@ import torch
 
 from secateur.config import PruneConfig
 from secateur.errors import SecateurError
-from secateur.pruning.owl import OwlSettings, allocate, outlier_ratio
+from secateur.scoring.owl import OwlSettings, allocate, outlier_ratio
 
 
 def test_allocation_averages_to_the_target_within_plus_minus_lambda():

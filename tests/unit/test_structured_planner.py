@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from secateur.structured.groups import LayerShape, attention_group_sums, kv_rows, mlp_group_sums, q_rows
+from secateur.models.geometry import LayerShape
+from secateur.structured.groups import attention_group_sums, kv_rows, mlp_group_sums, q_rows
 from secateur.structured.planner import build_table, plan_global, plan_uniform
 from secateur.structured.priors import hgsp_priors
 

@@ -23,9 +23,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from secateur.evaluation.bench import run_bench
     from secateur.evaluation.bench_outputs import bench_table, write_bench
     from secateur.export.save import atomic_output_dir, check_output_dir
+    from secateur.runs.bench import run_bench
 
     recipe = from_dict(BenchRecipe, collect(args, "bench"))
     if recipe.out is not None:

@@ -100,7 +100,7 @@ def build(args: argparse.Namespace, note=print):
 
 def run(args: argparse.Namespace) -> int:
     from secateur.comparison.outputs import markdown
-    from secateur.comparison.run import run_compare
+    from secateur.runs.compare import run_compare
 
     recipes, calibration, evaluation = build(args, note=lambda m: print(m, file=sys.stderr))
     result = run_compare(

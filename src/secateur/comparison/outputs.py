@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from secateur.comparison.run import CompareResult
+from secateur.comparison.result import CompareResult
 from secateur.evaluation.summary import format_table
 from secateur.export.save import atomic_output_dir
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from secateur.data.rdata import read_lazyload_db
-from secateur.data.sources import Split, split_documents
+from secateur.data.text import Split, split_documents
 from secateur.errors import SecateurError
 from secateur.fetch import apt_download, atomic_path, extract_deb, extract_member, pip_download
 from secateur.paths import cache_home

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from secateur.data.sources import Split
+from secateur.data.text import Split
 from secateur.errors import SecateurError
 from secateur.registry import register
 

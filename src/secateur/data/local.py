@@ -11,7 +11,7 @@ import json
 import re
 from pathlib import Path
 
-from secateur.data.sources import Split, split_documents
+from secateur.data.text import Split, split_documents
 from secateur.errors import SecateurError
 
 SUFFIXES = (".txt", ".jsonl")

@@ -8,31 +8,17 @@ local path, an embedded corpus, a hub dataset.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Protocol
 
+from secateur.data.local import LocalText
+from secateur.data.text import Split, TextSource, split_documents
 from secateur.errors import SecateurError
 from secateur.registry import REGISTRY
 
-Split = Literal["train", "test"]
-
-
-class TextSource(Protocol):
-    name: str
-    joiner: str
-
-    def documents(self, split: Split) -> list[str]: ...
-
-
-def split_documents(docs: list[str], split: Split, train_fraction: float = 0.75) -> list[str]:
-    """First `train_fraction` of the documents for calibration, the rest for evaluation."""
-    cut = round(len(docs) * train_fraction)
-    return docs[:cut] if split == "train" else docs[cut:]
+__all__ = ["Split", "TextSource", "resolve_source", "split_documents"]
 
 
 def resolve_source(name: str) -> TextSource:
     """A local file/folder, an embedded corpus, or a hub dataset, by name."""
-    from secateur.data.local import LocalText
-
     path = Path(name).expanduser()
     if path.exists():
         return LocalText(path)

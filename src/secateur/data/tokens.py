@@ -6,7 +6,7 @@ import random
 
 import torch
 
-from secateur.data.sources import TextSource
+from secateur.data.text import TextSource
 from secateur.errors import SecateurError
 
 # A huge train split (C4's shard has 356K documents) is not tokenized whole: documents are taken in

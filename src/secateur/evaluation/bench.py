@@ -7,17 +7,11 @@ kernels, then with semi-structured sparse kernels; where those cannot run, the r
 
 from __future__ import annotations
 
-import gc
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
-from secateur.errors import SecateurError
-from secateur.evaluation.bench_config import BenchRecipe
-from secateur.evaluation.speed import SpeedRow, checkpoint_bytes, measure_speed
+from secateur.evaluation.speed import SpeedRow
 from secateur.export.save import MANIFEST
 
 
@@ -58,51 +52,6 @@ def dense_original(model: str) -> str | None:
     return None
 
 
-def _measure_model(label, name, recipe, device, note) -> tuple[ModelFacts, list[SpeedRow]]:
-    from secateur.evaluation import sparse_kernels
-    from secateur.runs.session import check_seqlen, load_model
-
-    loaded = load_model(name, recipe.dtype, str(device))
-    model = loaded.model.to(device)
-    check_seqlen(loaded.adapter, max(recipe.lengths()) + recipe.new_tokens, "--prompt-lens + --new-tokens")
-    parameters = sum(p.numel() for p in model.parameters())
-    rows = []
-
-    def sweep(kernels: str) -> None:
-        for batch in recipe.batches():
-            for length in recipe.lengths():
-                note(f"bench {label} ({kernels}): batch {batch} x {length} tokens + {recipe.new_tokens} new")
-                rows.append(
-                    measure_speed(
-                        model,
-                        label=label,
-                        device=device,
-                        batch_size=batch,
-                        prompt_len=length,
-                        new_tokens=recipe.new_tokens,
-                        warmup=recipe.warmup,
-                        runs=recipe.runs,
-                        kernels=kernels,
-                    )
-                )
-
-    sweep("dense")
-    candidates = sparse_kernels.two_four_linears(model)
-    if not candidates:
-        status = "not a 2:4 model"
-    elif not recipe.sparse_kernels:
-        status = "off (--no-sparse-kernels)"
-    else:
-        reason = sparse_kernels.unavailable_reason(device, next(model.parameters()).dtype)
-        if reason is None:
-            swapped = sparse_kernels.to_semi_structured(model)
-            status = f"{swapped} Linears on semi-structured kernels"
-            sweep("2:4 semi-structured")
-        else:
-            status = f"{len(candidates)} Linears are 2:4 but not measured: {reason}"
-    return ModelFacts(label, name, parameters, checkpoint_bytes(loaded.location), status), rows
-
-
 def speedups(rows: list[SpeedRow]) -> list[dict]:
     """Baseline median / model median, per shape and kernel kind (above 1: faster than dense)."""
     base = {(r.batch_size, r.prompt_len): r for r in rows if r.model == "baseline"}
@@ -121,25 +70,3 @@ def speedups(rows: list[SpeedRow]) -> list[dict]:
             }
         )
     return out
-
-
-def run_bench(recipe: BenchRecipe, note: Callable[[str], None] = print) -> BenchResult:
-    from secateur.devices import resolve_device
-
-    device = resolve_device(recipe.device)
-    baseline = recipe.baseline if recipe.baseline is not None else dense_original(recipe.model)
-    if baseline is not None and baseline.lower() == "none":
-        baseline = None
-    models, rows = [], []
-    for label, name in (("model", recipe.model), ("baseline", baseline)):
-        if name is None:
-            continue
-        facts, measured = _measure_model(label, name, recipe, device, note)
-        gc.collect()  # the model just measured is unreachable now: free it before loading the next
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-        models.append(facts)
-        rows += measured
-    if not rows:
-        raise SecateurError("nothing was measured")
-    return BenchResult(str(device), models, rows, speedups(rows))

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from secateur.errors import SecateurError
+from secateur.models.geometry import AttentionGeometry, LayerShape
 from secateur.registry import REGISTRY
 
 ROLES = ("q", "k", "v", "o", "gate", "up", "down")
@@ -41,18 +42,6 @@ class ArchitectureSpec:
     attention_path: str = "self_attn"  # the sub-blocks structured pruning may remove whole
     mlp_path: str = "mlp"
     notes: str = ""
-
-
-@dataclass(frozen=True)
-class AttentionGeometry:
-    num_heads: int
-    num_kv_heads: int
-    head_dim: int
-
-    @property
-    def gqa_ratio(self) -> int:
-        """Query heads per KV head (1 = plain multi-head attention)."""
-        return self.num_heads // self.num_kv_heads
 
 
 def supported_model_types() -> list[str]:
@@ -131,10 +120,8 @@ class ModelAdapter:
         head_dim = getattr(c, "head_dim", None) or c.hidden_size // num_heads
         return AttentionGeometry(num_heads=num_heads, num_kv_heads=num_kv, head_dim=head_dim)
 
-    def layer_shape(self, index: int):
+    def layer_shape(self, index: int) -> LayerShape:
         """The layer's current widths, read from its modules (a pruned model's layers differ)."""
-        from secateur.structured.groups import LayerShape
-
         geometry = self.geometry()
         linears = self.linears(self.decoder_layers()[index])
         hidden = self.config.hidden_size

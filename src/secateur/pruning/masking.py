@@ -23,8 +23,9 @@ from secateur.patterns.base import Pattern
 from secateur.patterns.tiered import Tiered, tier_shares
 from secateur.pruning.layers import resolve_skip_layers
 from secateur.pruning.method import PruningMethod, build_method
-from secateur.pruning.owl import OwlSettings, allocate, measure_outlier_ratios
+from secateur.pruning.owl import measure_outlier_ratios
 from secateur.pruning.tiered import TierPruner, TierState, layer_statistics
+from secateur.scoring.owl import OwlSettings, allocate
 
 
 @dataclass

@@ -12,8 +12,9 @@ from torch import nn
 
 from secateur.errors import SecateurError
 from secateur.models.adapter import ModelAdapter
+from secateur.models.geometry import LayerShape
 from secateur.models.skipped import SkippedBlock
-from secateur.structured.groups import ATTENTION, MLP, LayerShape, kv_rows, q_rows
+from secateur.structured.groups import ATTENTION, MLP, kv_rows, q_rows
 from secateur.structured.plan import LayerPlan, StructuredPlan
 
 

@@ -22,9 +22,9 @@ import torch.nn.functional as F
 from secateur.calibration.capture import LayerInputs, capture_layer_inputs
 from secateur.devices import module_device
 from secateur.errors import SecateurError
-from secateur.evaluation.perplexity import nll_sum
 from secateur.models.adapter import ModelAdapter
 from secateur.progress import progress
+from secateur.scoring.nll import nll_sum
 
 
 def parse_layer_list(text: str, num_layers: int) -> list[int]:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import torch
 
+from secateur.models.geometry import LayerShape
 from secateur.structured.gradients import GradientStats
-from secateur.structured.groups import LayerShape, attention_group_sums, mlp_group_sums
+from secateur.structured.groups import attention_group_sums, mlp_group_sums
 
 
 def element_importance(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from secateur.structured.groups import LayerShape
+from secateur.models.geometry import LayerShape
 from secateur.structured.run import StructuredReport
 
 TABLE_COLUMNS = ("layer", "kind", "group", "importance", "cost", "prior", "score", "pruned")

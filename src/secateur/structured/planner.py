@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import torch
 
 from secateur.errors import SecateurError
-from secateur.structured.groups import ATTENTION, MLP, LayerShape
+from secateur.models.geometry import LayerShape
+from secateur.structured.groups import ATTENTION, MLP
 from secateur.structured.plan import LayerPlan, StructuredPlan
 
 

@@ -21,10 +21,11 @@ from secateur.calibration.stats import InputCollector, InputStats
 from secateur.devices import module_device
 from secateur.errors import SecateurError
 from secateur.models.adapter import ModelAdapter
+from secateur.models.geometry import LayerShape
 from secateur.structured.apply import apply_plan
 from secateur.structured.config import StructuredConfig
 from secateur.structured.gradients import accumulate_gradients
-from secateur.structured.groups import ATTENTION, LayerShape
+from secateur.structured.groups import ATTENTION
 from secateur.structured.importance import layer_group_importance
 from secateur.structured.influence import InfluenceMeter
 from secateur.structured.plan import StructuredPlan

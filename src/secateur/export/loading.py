@@ -9,6 +9,8 @@ from pathlib import Path
 import torch
 
 from secateur.errors import SecateurError
+from secateur.export.adapters import is_adapter_folder, load_with_adapter
+from secateur.export.structured import is_heterogeneous, load_pruned
 from secateur.models.adapter import ModelAdapter, spec_for
 from secateur.models.embedded import embedded_model
 
@@ -29,8 +31,6 @@ def locate_model(name: str) -> str:
     """Resolve a --model value to a loadable folder or hub id, fetching embedded models once."""
     path = Path(name).expanduser()
     if path.exists():
-        from secateur.export.adapters import is_adapter_folder
-
         if is_adapter_folder(path):
             return str(path)
         if not (path / "config.json").is_file():
@@ -65,8 +65,6 @@ def load_model(name: str, dtype: str = "auto", device: torch.device | None = Non
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     location = locate_model(name)
-    from secateur.export.adapters import is_adapter_folder, load_with_adapter
-    from secateur.export.structured import is_heterogeneous
 
     if is_adapter_folder(location):  # a LoRA adapter saved by `secateur recover`: base + adapter
         loaded = load_with_adapter(location, dtype, device, load_model)
@@ -134,8 +132,6 @@ def _load_heterogeneous(name: str, location: str, dtype: str, device: torch.devi
     import json
 
     from transformers import AutoTokenizer
-
-    from secateur.export.structured import load_pruned
 
     config = json.loads((Path(location) / "config.json").read_text())
     spec_for(config.get("model_type"))

@@ -16,7 +16,9 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from secateur.comparison.outputs import write_outputs
 from secateur.comparison.recipes import Recipe
+from secateur.comparison.result import CompareResult, CompareRow
 from secateur.config import CalibrationConfig, EvalConfig
 from secateur.data.sources import resolve_source
 from secateur.data.tokens import eval_stream, eval_windows
@@ -26,44 +28,6 @@ from secateur.export.save import check_output_dir
 from secateur.models.adapter import ModelAdapter
 from secateur.pruning.masking import prune_with_masks
 from secateur.runs.session import calibration_windows, check_seqlen, load_model
-
-
-@dataclass
-class CompareRow:
-    name: str
-    method: str
-    pattern: str
-    target_sparsity: float
-    actual_sparsity: float
-    perplexity: float
-    prune_s: float
-    owl: str | None = None
-
-
-@dataclass
-class CompareResult:
-    model: str
-    calibration: CalibrationConfig
-    evaluation: dict
-    dense: PerplexityResult
-    rows: list[CompareRow] = field(default_factory=list)
-
-    def table(self) -> list[dict]:
-        """Rows with the changes against the dense model and against the first recipe."""
-        first = self.rows[0].perplexity if self.rows else None
-        out = []
-        for row in self.rows:
-            base = self.dense.perplexity
-            out.append(
-                {
-                    **asdict(row),
-                    "vs_dense": row.perplexity - base,
-                    "vs_dense_pct": 100 * (row.perplexity - base) / base,
-                    "vs_first": row.perplexity - first,
-                    "vs_first_pct": 100 * (row.perplexity - first) / first,
-                }
-            )
-        return out
 
 
 class WeightSnapshot:
@@ -149,7 +113,5 @@ def run_compare(
         )
     snapshot.restore()
     if out is not None:
-        from secateur.comparison.outputs import write_outputs
-
         write_outputs(result, out, overwrite)
     return result
