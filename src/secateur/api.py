@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from secateur.config import PruneConfig
+from secateur.config import DEFAULT_DATASET, PruneConfig
 from secateur.data.sources import resolve_source
 from secateur.data.tokens import eval_stream, eval_windows
 from secateur.devices import resolve_device
@@ -71,7 +71,7 @@ def evaluate(
     model,
     tokenizer=None,
     *,
-    dataset: str = "lee",
+    dataset: str = DEFAULT_DATASET,
     seqlen: int = 2048,
     batch_size: int = 4,
     max_windows: int | None = None,

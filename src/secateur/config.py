@@ -50,12 +50,16 @@ def parse_int_list(text: str | tuple[int, ...] | list[int]) -> tuple[int, ...]:
         raise SecateurError(f"expected comma-separated layer indices like '0,-1', got {text!r}") from None
 
 
+# The embedded news corpus: calibration, evaluation and training text when none is given.
+DEFAULT_DATASET = "lee"
+
+
 @dataclass(frozen=True)
 class CalibrationConfig:
     """Which tokens the pruning statistics are gathered on."""
 
     dataset: str = option(
-        "lee",
+        DEFAULT_DATASET,
         "calibration text: an embedded corpus (lee, austen, mobydick), a hub dataset (wikitext2, c4, ptb), "
         "or a local .txt/.jsonl file or folder",
         "--calibration-dataset",

@@ -13,13 +13,11 @@ import sys
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
 from secateur.errors import SecateurError
-from secateur.scratch import sibling
+from secateur.scratch import atomic_path as _atomic_path
 
 
 def _run(cmd: list[str], cwd: Path, what: str) -> None:
@@ -121,21 +119,7 @@ def extract_deb(deb: Path, dest: Path) -> Path:
     raise SecateurError(f"{deb} holds no data archive")
 
 
-@contextmanager
-def atomic_path(final: Path) -> Iterator[Path]:
-    """Yield a temporary sibling of `final`; rename it to `final` if the block succeeds.
-
-    If another process finished the same item first, its result is kept and ours discarded.
-    """
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = sibling(final, "tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
-    try:
-        yield tmp
-        if final.exists():
-            return
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+def atomic_path(final: Path):
+    """A temporary sibling of `final`, renamed onto it when complete; if another process finished
+    the same item first, its result is kept and ours discarded."""
+    return _atomic_path(final, keep_existing=True, kind="tmp")

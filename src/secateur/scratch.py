@@ -13,6 +13,8 @@ import os
 import re
 import secrets
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -74,3 +76,36 @@ def scratch_dir(parent: Path, prefix: str = ".secateur-train-") -> Path:
     path = parent / f"{prefix}{os.getpid()}-{secrets.token_hex(4)}"
     path.mkdir()
     return path
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_path(final: Path, *, keep_existing: bool = False, kind: str = "partial") -> Iterator[Path]:
+    """Yield a temporary sibling of `final` (file or folder) to write; when the block succeeds it is
+    renamed onto `final`, otherwise removed. `keep_existing`: if `final` appeared meanwhile (another
+    process finished the same item), theirs is kept and ours discarded."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = sibling(final, kind)
+    if tmp.exists():
+        _remove(tmp)
+    try:
+        yield tmp
+        if not (keep_existing and final.exists()):
+            os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            _remove(tmp)
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """`path` holds `text` whole, or is untouched."""
+    with atomic_path(Path(path)) as tmp:
+        tmp.write_text(text)
+    return Path(path)

@@ -81,3 +81,10 @@ def test_the_python_api_refuses_the_same():
     with pytest.raises(SecateurError, match="--uniform is not used here: --method osscar"):
         PruneRecipe(prune=PruneConfig(method="osscar"), structured=StructuredConfig(uniform=True))
     assert PruneRecipe(prune=PruneConfig(method="osscar"), structured=StructuredConfig(round_to=8))
+
+
+@pytest.mark.parametrize("flag", ["--eval-dense", "--no-eval", "--eval"])
+def test_eval_offers_no_flags_it_would_ignore(flag, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["eval", "--model", MISSING_MODEL, flag])
+    assert stop.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err

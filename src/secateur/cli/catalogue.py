@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from secateur.config import DEFAULT_DATASET
 from secateur.errors import SecateurError
 
 
@@ -15,7 +16,7 @@ def add_parsers(subparsers) -> None:
     fetch = subparsers.add_parser(
         "fetch", help="fetch and convert embedded models/corpora now (default: smollm2-135m and lee)"
     )
-    fetch.add_argument("names", nargs="*", default=["smollm2-135m", "lee"])
+    fetch.add_argument("names", nargs="*", default=["smollm2-135m", DEFAULT_DATASET])
     fetch.set_defaults(run=run_fetch)
 
 

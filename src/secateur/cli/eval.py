@@ -7,7 +7,7 @@ import json
 import sys
 
 from secateur.cli.options import add_config_arguments, collect
-from secateur.config import EvalConfig, PruneRecipe
+from secateur.config import DEFAULT_DATASET, CalibrationConfig, EvalConfig, PruneRecipe
 from secateur.errors import SecateurError
 
 _FLAGS = {
@@ -33,7 +33,8 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--json", metavar="FILE", help="write the result as JSON to FILE")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_config_arguments(parser, EvalConfig, "evaluation", flags=_FLAGS)
+    # --eval/--eval-dense mean nothing here (eval always measures, and has no dense twin): not offered.
+    add_config_arguments(parser, EvalConfig, "evaluation", flags=_FLAGS, skip=("dense", "enabled"))
     tasks = parser.add_argument_group("zero-shot tasks (lm-eval)")
     tasks.add_argument(
         "--tasks",
@@ -85,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
             return 0
     result = evaluate(
         loaded,
-        dataset=config.dataset or "lee",
-        seqlen=config.seqlen or 2048,
+        dataset=config.dataset or DEFAULT_DATASET,
+        seqlen=config.seqlen or CalibrationConfig.seqlen,
         batch_size=config.batch_size,
         max_windows=config.max_windows,
         device=args.device,

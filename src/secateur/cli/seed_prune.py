@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 
 from secateur.errors import SecateurError
+from secateur.scratch import write_text_atomic
 
 RESULTS = Path("results")  # where --output_name puts its output, as the GQA toolkit did
 FINETUNE_FLAGS = {
@@ -100,18 +101,9 @@ def recovery_out(out: str) -> str:
 
 def write_results_folder(folder: str, summary: str, manifest: dict) -> None:
     """--save DIR: the summary table and the manifest, each written whole or not at all."""
-    from secateur.scratch import sibling
-
     path = Path(folder).expanduser()
-    path.mkdir(parents=True, exist_ok=True)
-    for name, text in (
-        ("summary.md", summary + "\n"),
-        ("secateur.json", json.dumps(manifest, indent=2, default=str)),
-    ):
-        final = path / name
-        tmp = sibling(final, "partial")
-        tmp.write_text(text)
-        os.replace(tmp, final)
+    write_text_atomic(path / "summary.md", summary + "\n")
+    write_text_atomic(path / "secateur.json", json.dumps(manifest, indent=2, default=str) + "\n")
 
 
 def run_finetune_after_prune(args: argparse.Namespace, recipe, show_progress: bool) -> str:

@@ -6,7 +6,6 @@ map can be read back (to resume a progressive run, or to check a checkpoint) wit
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -15,7 +14,7 @@ from safetensors.torch import save_file
 
 from secateur.errors import SecateurError
 from secateur.patterns.tiered import TIER_NAMES, Tiered
-from secateur.scratch import sibling
+from secateur.scratch import atomic_path
 
 TIER_MAPS = "tier_maps.safetensors"
 
@@ -23,7 +22,6 @@ TIER_MAPS = "tier_maps.safetensors"
 def save_tier_maps(path: str | Path, maps: dict[str, torch.Tensor], pattern: Tiered) -> Path:
     """Write atomically (temporary file, then rename)."""
     path = Path(path)
-    tmp = sibling(path, "partial")
     metadata = {
         "tile_size": str(pattern.size),
         "nm": pattern.nm.spec,
@@ -31,8 +29,8 @@ def save_tier_maps(path: str | Path, maps: dict[str, torch.Tensor], pattern: Tie
         "codes": ",".join(f"{code}={name}" for code, name in enumerate(TIER_NAMES)),
     }
     tensors = {name: tiers.to(torch.int8).contiguous().cpu() for name, tiers in maps.items()}
-    save_file(tensors, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
     return path
 
 

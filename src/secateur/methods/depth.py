@@ -12,9 +12,9 @@ import torch
 from secateur.evaluation.summary import format_table, percent
 from secateur.methods.base import PruneStep, StepResult
 from secateur.methods.outcome import outcome_rows
+from secateur.models.geometry import count_parameters
 from secateur.registry import register
 from secateur.structured.depth import check_window, parse_layer_list, remove_layers, window_scores
-from secateur.structured.run import count_parameters
 
 
 class DepthReport:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 
 @dataclass(frozen=True)
 class AttentionGeometry:
@@ -50,3 +52,7 @@ class LayerShape:
 
     def prunable_params(self) -> int:
         return self.num_kv_heads * self.attention_group_cost() + self.intermediate * self.mlp_group_cost()
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())  # tied weights count once

@@ -215,7 +215,7 @@ class LoraConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise SecateurError(f"--lora-dropout must be in [0, 1), got {self.dropout}")
         if not self.targets():
-            raise SecateurError("--target-modules is empty; give roles like q,k,v,o,gate,up,down")
+            raise SecateurError("--lora-target-modules is empty; give roles like q,k,v,o,gate,up,down")
 
     def targets(self) -> tuple[str, ...]:
         return tuple(part.strip() for part in str(self.target_modules).split(",") if part.strip())

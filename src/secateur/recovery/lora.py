@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from secateur.config import DEFAULT_DATASET
 from secateur.errors import SecateurError
 from secateur.models.adapter import ModelAdapter
 from secateur.recovery.config import LoraConfig, LoraTrainingConfig
@@ -41,7 +42,7 @@ def target_names(adapter: ModelAdapter, targets: tuple[str, ...]) -> list[str]:
     missing = [name for name in names if name not in present]
     if missing:
         raise SecateurError(
-            f"--target-modules {missing[0]!r} matches no Linear of this model; "
+            f"--lora-target-modules {missing[0]!r} matches no Linear of this model; "
             f"use roles {','.join(adapter.spec.roles)} or module names"
         )
     return sorted(set(names), key=names.index)
@@ -123,7 +124,7 @@ def recover(
     """Train LoRA adapters on `model` (changed in place: it now holds them).
 
     Returns (wrapped model, the pruned-weight masks found before training, RecoverResult)."""
-    data = training.dataset or "lee"
+    data = training.dataset or DEFAULT_DATASET
     kind, train, val, collator = recovery_datasets(tokenizer, data, lora, training, validate)
     masks = WeightMasks.from_zeros(ModelAdapter(model))
     wrapped = attach_lora(model, lora, training.gradient_checkpointing)

@@ -34,16 +34,14 @@ from secateur.pruning.tiered import TierState
 from secateur.recovery.config import ProgressiveRecipe
 from secateur.recovery.finetune import finetune
 from secateur.recovery.schedule import ScheduleRow, load_schedule, parse_schedule, schedule_csv
-from secateur.scratch import sibling
+from secateur.scratch import write_text_atomic
 
 RUN_FILE = "progressive.json"
 LOG = "log.json"
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = sibling(path, "partial")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 def iteration_dir(out: Path, row: ScheduleRow) -> Path:

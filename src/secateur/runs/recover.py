@@ -7,6 +7,8 @@ without it, the adapter folder is written and `secateur eval --model ADAPTER_DIR
 
 from __future__ import annotations
 
+from secateur.config import DEFAULT_DATASET
+
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,9 +49,9 @@ def run_recover(
     loaded = load_model(recipe.model, recipe.dtype)
     training = recipe.finetune
     check_seqlen(loaded.adapter, training.seqlen, "--train-seqlen")
-    data = training.dataset or "lee"
+    data = training.dataset or DEFAULT_DATASET
     evaluation = recipe.evaluation
-    eval_data = evaluation.dataset or ("lee" if data.endswith((".json", ".jsonl")) else data)
+    eval_data = evaluation.dataset or (DEFAULT_DATASET if data.endswith((".json", ".jsonl")) else data)
     measure = perplexity_meter(
         loaded, evaluation, eval_data, training.seqlen, resolve_device(None), show_progress, note
     )

@@ -20,6 +20,7 @@ from secateur.calibration.capture import capture_layer_inputs
 from secateur.calibration.pipeline import LayerContext, run_layers
 from secateur.errors import SecateurError
 from secateur.models.adapter import ModelAdapter
+from secateur.models.geometry import count_parameters
 from secateur.structured.apply import shrink_mlp
 from secateur.structured.osscar import (
     Reconstruction,
@@ -30,7 +31,6 @@ from secateur.structured.osscar import (
     refit,
     wanda_channels,
 )
-from secateur.structured.run import count_parameters
 
 STARTS = ("wanda", "greedy")
 

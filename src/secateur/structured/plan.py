@@ -7,12 +7,11 @@ later (`secateur apply-plan`). Indices refer to the layer's groups before the pl
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from secateur.errors import SecateurError
-from secateur.scratch import sibling
+from secateur.scratch import write_text_atomic
 
 PLAN_FILE = "structured_plan.json"
 
@@ -47,11 +46,7 @@ class StructuredPlan:
             ) from None
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        tmp = sibling(path, "partial")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
-        os.replace(tmp, path)
-        return path
+        return write_text_atomic(Path(path), json.dumps(self.to_dict(), indent=1) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> StructuredPlan:

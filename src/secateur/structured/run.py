@@ -21,7 +21,7 @@ from secateur.calibration.stats import InputCollector, InputStats
 from secateur.devices import module_device
 from secateur.errors import SecateurError
 from secateur.models.adapter import ModelAdapter
-from secateur.models.geometry import LayerShape
+from secateur.models.geometry import LayerShape, count_parameters
 from secateur.structured.apply import apply_plan
 from secateur.structured.config import StructuredConfig
 from secateur.structured.gradients import accumulate_gradients
@@ -38,10 +38,6 @@ from secateur.structured.planner import (
     plan_uniform,
 )
 from secateur.structured.priors import Priors, hgsp_priors
-
-
-def count_parameters(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())  # tied weights count once
 
 
 @dataclass
