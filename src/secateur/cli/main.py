@@ -10,6 +10,14 @@ import threading
 from secateur import __version__
 
 
+class _Parser(argparse.ArgumentParser):
+    """No abbreviations: `--eval` must not quietly become `--eval-windows`, nor a typo another flag."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from secateur.cli import (
         apply_plan,
@@ -24,11 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
         report_dir,
     )
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="secateur", description="Prune Hugging Face causal language models, measure what it cost."
     )
     parser.add_argument("--version", action="version", version=f"secateur {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     prune.add_parser(subparsers)
     eval.add_parser(subparsers)
     compare.add_parser(subparsers)
