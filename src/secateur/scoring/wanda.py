@@ -19,6 +19,12 @@ from secateur.registry import register
 from secateur.scoring.base import ScoreMethod
 
 
+def wanda_scores(weight: torch.Tensor, sum_sq: torch.Tensor) -> torch.Tensor:
+    """|W_ij| · ‖X_j‖₂ from the per-input sums of squares, fp32 (mask and structured pruning)."""
+    norms = sum_sq.to(weight.device).float().sqrt()
+    return weight.detach().float().abs() * norms.unsqueeze(0)
+
+
 @register("method", "wanda")
 @dataclass(frozen=True)
 class Wanda(ScoreMethod):
@@ -30,5 +36,4 @@ class Wanda(ScoreMethod):
     def score(self, weight: torch.Tensor, stats: InputStats | None) -> torch.Tensor:
         if stats is None:
             raise SecateurError("wanda needs calibration activations; pass calibration windows")
-        norms = stats.sum_sq.to(weight.device).sqrt()
-        return weight.detach().abs().float() * norms.unsqueeze(0)
+        return wanda_scores(weight, stats.sum_sq)

@@ -1,9 +1,9 @@
 """Group importance for structured pruning: per-weight importance summed over each group.
 
-  magnitude   |W|
-  wanda       |W|·‖X_j‖₂ (input norms from calibration activations; Sun et al., 2023)
-  taylor      |W ⊙ ∂L/∂W| (first-order Taylor estimate of the loss change when W is removed)
-  taylor_2nd  |W ⊙ ∂L/∂W| + ½|W² ⊙ (∂L/∂W)²| (adds the Fisher-diagonal Hessian term)
+  magnitude   |W|                                  (secateur.scoring.magnitude)
+  wanda       |W|·‖X_j‖₂                           (secateur.scoring.wanda)
+  taylor      |W ⊙ ∂L/∂W|                          (secateur.scoring.taylor, first order)
+  taylor_2nd  |W ⊙ ∂L/∂W| + ½|W² ⊙ (∂L/∂W)²|       (secateur.scoring.taylor, second order)
 
 Biases (Qwen2's q/k/v) count with their group: |b|, or |b ⊙ ∂L/∂b| (+ ½|b² ⊙ g²|) for Taylor.
 """
@@ -13,6 +13,9 @@ from __future__ import annotations
 import torch
 
 from secateur.models.geometry import LayerShape
+from secateur.scoring.magnitude import magnitude_scores
+from secateur.scoring.taylor import taylor_scores
+from secateur.scoring.wanda import wanda_scores
 from secateur.structured.gradients import GradientStats
 from secateur.structured.groups import attention_group_sums, mlp_group_sums
 
@@ -24,18 +27,17 @@ def element_importance(
     input_sq: torch.Tensor | None = None,
     gradient: GradientStats | None = None,
 ) -> torch.Tensor:
-    """Importance of each entry of a weight (out, in) or bias (out,), fp32, same shape."""
-    value = tensor.detach().float()
-    if kind == "magnitude" or (kind == "wanda" and (input_sq is None or value.dim() == 1)):
-        return value.abs()
+    """Importance of each entry of a weight (out, in) or bias (out,), fp32, same shape.
+
+    The formulas are the scorers' (`secateur.scoring`); a bias has no input norms, so Wanda scores
+    it by magnitude.
+    """
+    if kind == "magnitude" or (kind == "wanda" and (input_sq is None or tensor.dim() == 1)):
+        return magnitude_scores(tensor)
     if kind == "wanda":
-        return value.abs() * input_sq.to(value.device).float().sqrt().unsqueeze(0)
+        return wanda_scores(tensor, input_sq)
     assert gradient is not None, f"{kind} importance needs gradients"
-    grad = gradient.mean.to(value.device)
-    score = (value * grad).abs()
-    if kind == "taylor_2nd":
-        score += 0.5 * (value * value * gradient.mean_sq.to(value.device)).abs()
-    return score
+    return taylor_scores(tensor, gradient.mean, gradient.mean_sq if kind == "taylor_2nd" else None)
 
 
 def layer_group_importance(
