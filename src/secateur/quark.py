@@ -240,7 +240,7 @@ def _osscar(adapter, algo: OSSCARConfig, dataloader: Any) -> None:
         show_progress=False,
     )
     sync_uniform_config(adapter)
-    setattr(adapter.config, algo.mlp_intermediate_size_name, adapter.layer_shape(0).intermediate)
+    adapter.update_config(**{algo.mlp_intermediate_size_name: adapter.layer_shape(0).intermediate})
 
 
 def _depth(adapter, algo: LayerImportancePruneConfig, dataloader: Any) -> None:
@@ -265,4 +265,4 @@ def _depth(adapter, algo: LayerImportancePruneConfig, dataloader: Any) -> None:
         best = min(scores, key=lambda start: (scores[start], start))
         remove = list(range(best, best + algo.delete_layer_num))
     remove_layers(adapter, remove)
-    setattr(adapter.config, algo.layer_num_field, adapter.num_layers())
+    adapter.update_config(**{algo.layer_num_field: adapter.num_layers()})

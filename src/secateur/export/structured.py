@@ -65,8 +65,8 @@ def sync_uniform_config(adapter: ModelAdapter) -> bool:
     data = pruned_config(adapter)
     if PER_LAYER in data:
         return False
-    for key in ("num_attention_heads", "num_key_value_heads", "intermediate_size", "head_dim"):
-        setattr(adapter.config, key, data[key])
+    keys = ("num_attention_heads", "num_key_value_heads", "intermediate_size", "head_dim")
+    adapter.update_config(**{key: data[key] for key in keys})
     return True
 
 

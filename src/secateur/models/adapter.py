@@ -138,5 +138,21 @@ class ModelAdapter:
     def max_context(self) -> int | None:
         return getattr(self.config, "max_position_embeddings", None)
 
+    def update_config(self, **values) -> None:
+        """Write Hugging Face config fields: the one place secateur changes a model's config (so a
+        family whose names differ is handled here, not in every caller)."""
+        for key, value in values.items():
+            setattr(self.config, key, value)
+
+    def remove_layer_entries(self, removed: list[int]) -> None:
+        """After decoder layers are deleted: the layer count and per-layer lists (layer_types)."""
+        gone = set(removed)
+        old_count = self.config.num_hidden_layers
+        values = {"num_hidden_layers": old_count - len(gone)}
+        layer_types = getattr(self.config, "layer_types", None)
+        if isinstance(layer_types, list) and len(layer_types) == old_count:
+            values["layer_types"] = [t for i, t in enumerate(layer_types) if i not in gone]
+        self.update_config(**values)
+
     def num_layers(self) -> int:
         return len(self.decoder_layers())

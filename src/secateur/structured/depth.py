@@ -138,9 +138,4 @@ def remove_layers(adapter: ModelAdapter, remove: list[int]) -> None:
     layers_parent_path, _, attr = adapter.spec.layers_path.rpartition(".")
     parent = adapter.model.get_submodule(layers_parent_path) if layers_parent_path else adapter.model
     setattr(parent, attr, torch.nn.ModuleList(kept))
-    config = adapter.config
-    old_count = config.num_hidden_layers
-    config.num_hidden_layers = len(kept)
-    layer_types = getattr(config, "layer_types", None)
-    if isinstance(layer_types, list) and len(layer_types) == old_count:
-        config.layer_types = [t for i, t in enumerate(layer_types) if i not in set(remove)]
+    adapter.remove_layer_entries(remove)
