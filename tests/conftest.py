@@ -29,3 +29,19 @@ def corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def saved_llama(tmp_path_factory) -> Path:
     return save_tiny(tmp_path_factory.mktemp("tiny-llama"), "llama")
+
+
+@pytest.fixture(scope="session")
+def token_windows(tokenizer, corpus):
+    """token_windows(nsamples=4, seqlen=32): seeded calibration windows of the test corpus (cached)."""
+    import functools
+
+    import secateur
+    from secateur.config import CalibrationConfig
+
+    @functools.cache
+    def make(nsamples: int = 4, seqlen: int = 32):
+        config = CalibrationConfig(dataset=str(corpus), nsamples=nsamples, seqlen=seqlen)
+        return secateur.calibration_windows(tokenizer, config)
+
+    return make

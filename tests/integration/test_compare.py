@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from helpers.cli import assert_refused, compare_args
 from secateur.cli.main import main
 from secateur.comparison.recipes import expand_sparsities, parse_recipe
 from secateur.errors import SecateurError
@@ -52,15 +53,7 @@ def test_compare_writes_table_files_and_plot(saved_llama, corpus, tmp_path, caps
     out = tmp_path / "cmp"
     code = main(
         [
-            "compare",
-            "--model",
-            str(saved_llama),
-            "--dataset",
-            str(corpus),
-            "--nsamples",
-            "4",
-            "--seqlen",
-            "32",
+            *compare_args(saved_llama, corpus, nsamples=4),
             "--eval-windows",
             "3",
             "--recipes",
@@ -106,15 +99,7 @@ def test_compare_rows_equal_separate_prune_runs(saved_llama, corpus, tmp_path):
     assert (
         main(
             [
-                "compare",
-                "--model",
-                str(saved_llama),
-                "--dataset",
-                str(corpus),
-                "--nsamples",
-                "4",
-                "--seqlen",
-                "32",
+                *compare_args(saved_llama, corpus, nsamples=4),
                 "--eval-windows",
                 "3",
                 "--recipes",
@@ -171,12 +156,8 @@ def test_compare_rows_equal_separate_prune_runs(saved_llama, corpus, tmp_path):
 )
 def test_compare_bad_input(saved_llama, corpus, tmp_path, capsys, extra, message):
     out = tmp_path / "cmp"
-    assert (
-        main(["compare", "--model", str(saved_llama), "--dataset", str(corpus), "--out", str(out), *extra])
-        == 2
-    )
-    assert message in capsys.readouterr().err
-    assert not out.exists()
+    base = ["compare", "--model", saved_llama, "--dataset", corpus, "--out", out]
+    assert_refused(capsys, [*base, *extra], message, out=out)
 
 
 def test_compare_recipe_file(saved_llama, corpus, tmp_path):
@@ -186,15 +167,7 @@ def test_compare_recipe_file(saved_llama, corpus, tmp_path):
     assert (
         main(
             [
-                "compare",
-                "--model",
-                str(saved_llama),
-                "--dataset",
-                str(corpus),
-                "--nsamples",
-                "2",
-                "--seqlen",
-                "32",
+                *compare_args(saved_llama, corpus, nsamples=2),
                 "--eval-windows",
                 "2",
                 "--recipes",

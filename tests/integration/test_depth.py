@@ -7,11 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import secateur
 from helpers.cli import prune_args
 from helpers.tiny import tiny_model
 from secateur.cli.main import main
-from secateur.config import CalibrationConfig
 from secateur.errors import SecateurError
 from secateur.models.adapter import ModelAdapter
 from secateur.structured.depth import parse_layer_list, remove_layers, window_scores
@@ -27,10 +25,8 @@ class Skip(torch.nn.Module):
 
 
 @pytest.fixture(scope="module")
-def windows(tokenizer, corpus):
-    return secateur.calibration_windows(
-        tokenizer, CalibrationConfig(dataset=str(corpus), nsamples=6, seqlen=32)
-    )
+def windows(token_windows):
+    return token_windows(6, 32)
 
 
 @pytest.mark.parametrize("model_type", ["llama", "qwen2", "mistral"])

@@ -15,7 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from helpers.cli import prune_args
+from helpers.cli import assert_one_line_error, assert_refused, prune_args
 from secateur.cli.main import main
 
 SCHEDULE = "iteration,dense,mid_2_4,topk,epochs\n1,0.75,0.25,0,1\n2,0.5,0.25,0.25,1\n3,0.25,0.5,0.25,1\n"
@@ -103,17 +103,8 @@ def test_kill_9_inside_progressive_iteration_2_then_resume_is_bit_identical(save
     assert not list(out.rglob(".secateur-train-*"))
 
 
-def _check_one_line(stderr: str, *fragments: str) -> None:
-    """The error is one line, the last, and no traceback (progress notes may come before it)."""
-    lines = stderr.strip().splitlines()
-    errors = [line for line in lines if line.startswith("secateur: error: ")]
-    assert len(errors) == 1 and lines[-1] == errors[0] and "Traceback" not in stderr, stderr
-    for fragment in fragments:
-        assert fragment in errors[0], errors[0]
-
-
 def _one_line_error(capsys, *fragments: str) -> None:
-    _check_one_line(capsys.readouterr().err, *fragments)
+    assert_one_line_error(capsys.readouterr().err, *fragments)
 
 
 def _eval(model, corpus):
@@ -132,9 +123,8 @@ def test_a_truncated_safetensors_file_is_one_line(saved_llama, corpus, tmp_path,
     with open(weights, "r+b") as handle:
         handle.truncate(weights.stat().st_size // 2)
     out = tmp_path / "out"
-    assert main([*prune_args(folder, corpus), "--no-eval", "--out", str(out), "--quiet"]) == 2
-    _one_line_error(capsys, "truncated or corrupted", "re-download")
-    assert not out.exists() and _siblings(out) == []
+    argv = [*prune_args(folder, corpus), "--no-eval", "--out", out, "--quiet"]
+    assert_refused(capsys, argv, "truncated or corrupted", "re-download", out=out)
 
 
 def test_an_unknown_architecture_is_one_line(saved_llama, corpus, tmp_path, capsys):
@@ -204,9 +194,7 @@ def test_a_bad_plan_is_one_line_and_writes_nothing(saved_llama, corpus, tmp_path
     path.write_text(bad if isinstance(bad, str) else json.dumps(bad))
     out = tmp_path / "applied"
     args = ["apply-plan", "--plan", str(path), "--model", str(saved_llama), "--dataset", str(corpus)]
-    assert main([*args, "--seqlen", "32", "--no-eval", "--out", str(out), "--quiet"]) == 2
-    _one_line_error(capsys, message)
-    assert not out.exists() and _siblings(out) == []
+    assert_refused(capsys, [*args, "--seqlen", "32", "--no-eval", "--out", out, "--quiet"], message, out=out)
 
 
 def test_a_schedule_without_its_columns_is_one_line(saved_llama, corpus, tmp_path, capsys):
@@ -229,7 +217,7 @@ def test_a_full_disk_while_saving_is_one_line_and_leaves_nothing(saved_llama, co
     args = prune_args(saved_llama, corpus, "--method", "magnitude", "--no-eval", "--out", out, "--quiet")
     done = _run(args, preexec_fn=_limit_writes)
     assert done.returncode == 2, done.stderr
-    _check_one_line(done.stderr, "could not write --out", "File too large")
+    assert_one_line_error(done.stderr, "could not write --out", "File too large")
     assert not out.exists() and _siblings(out) == []
 
 

@@ -10,7 +10,7 @@ import secateur
 from helpers.cli import prune_args
 from helpers.tiny import tiny_model
 from secateur.cli.main import main
-from secateur.config import CalibrationConfig, PruneConfig
+from secateur.config import PruneConfig
 from secateur.errors import VerificationError
 from secateur.models.adapter import ModelAdapter
 from secateur.recovery.config import FinetuneConfig
@@ -21,11 +21,9 @@ STEPS = dict(
 )
 
 
-def _pruned(tokenizer, corpus):
+def _pruned(token_windows):
     model = tiny_model()
-    windows = secateur.calibration_windows(
-        tokenizer, CalibrationConfig(dataset=str(corpus), nsamples=4, seqlen=32)
-    )
+    windows = token_windows(4, 32)
     secateur.prune(model, PruneConfig(method="wanda", pattern="2:4"), windows, show_progress=False)
     zeros = {name: (p == 0).clone() for name, p in model.named_parameters() if (p == 0).any()}
     return model, zeros
@@ -43,8 +41,8 @@ class WatchZeros(TrainerCallback):
         self.revived_per_step.append(sum(int((self.params[n][z] != 0).sum()) for n, z in self.zeros.items()))
 
 
-def test_masked_finetuning_keeps_every_pruned_weight_zero_while_loss_falls(tokenizer, corpus):
-    model, zeros = _pruned(tokenizer, corpus)
+def test_masked_finetuning_keeps_every_pruned_weight_zero_while_loss_falls(tokenizer, corpus, token_windows):
+    model, zeros = _pruned(token_windows)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     watch = WatchZeros(model, zeros)
     result = finetune(
@@ -64,8 +62,8 @@ def test_masked_finetuning_keeps_every_pruned_weight_zero_while_loss_falls(token
     assert any("q_proj" in n for n in moved)  # kept weights did train
 
 
-def test_without_masks_the_same_run_revives_pruned_weights(tokenizer, corpus):
-    model, zeros = _pruned(tokenizer, corpus)
+def test_without_masks_the_same_run_revives_pruned_weights(tokenizer, corpus, token_windows):
+    model, zeros = _pruned(token_windows)
     watch = WatchZeros(model, zeros)
     finetune(
         model,
@@ -89,8 +87,8 @@ class Saboteur(TrainerCallback):
             self.weight.view(-1)[(self.weight.view(-1) == 0).nonzero()[0]] = 1.0
 
 
-def test_a_revived_weight_fails_loudly(tokenizer, corpus):
-    model, _ = _pruned(tokenizer, corpus)
+def test_a_revived_weight_fails_loudly(tokenizer, corpus, token_windows):
+    model, _ = _pruned(token_windows)
     weight = ModelAdapter(model).linears(ModelAdapter(model).decoder_layers()[1])["up"].weight
     with pytest.raises(VerificationError, match="revived"):
         finetune(

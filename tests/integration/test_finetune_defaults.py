@@ -13,7 +13,7 @@ import torch
 import secateur
 from helpers.tiny import tiny_model
 from secateur.cli.main import main
-from secateur.config import CalibrationConfig, PruneConfig
+from secateur.config import PruneConfig
 from secateur.data.sources import resolve_source
 from secateur.data.tokens import eval_stream, eval_windows
 from secateur.errors import SecateurError
@@ -25,11 +25,9 @@ from secateur.scratch import remove_stale, scratch_dir
 FEW = dict(seqlen=32, max_steps=2, learning_rate=3e-3, batch_size=4, grad_accum=1, logging_steps=1)
 
 
-def _pruned(tokenizer, corpus):
+def _pruned(token_windows):
     model = tiny_model()
-    windows = secateur.calibration_windows(
-        tokenizer, CalibrationConfig(dataset=str(corpus), nsamples=4, seqlen=32)
-    )
+    windows = token_windows(4, 32)
     secateur.prune(model, PruneConfig(method="wanda", pattern="2:4"), windows, show_progress=False)
     return model
 
@@ -39,13 +37,13 @@ def _revived(model, before):
     return sum(int((params[n][zero] != 0).sum()) for n, zero in before.items())
 
 
-def test_a_mask_pruned_model_is_fine_tuned_masked_by_default(tokenizer, corpus):
-    model = _pruned(tokenizer, corpus)
+def test_a_mask_pruned_model_is_fine_tuned_masked_by_default(tokenizer, corpus, token_windows):
+    model = _pruned(token_windows)
     zeros = {n: (p == 0).clone() for n, p in model.named_parameters() if "layers" in n and (p == 0).any()}
     result = finetune(model, tokenizer, FinetuneConfig(**FEW), dataset=str(corpus), show_progress=False)
     assert result.masked.startswith("auto: 50.0% of decoder weights")
     assert result.masked_weights == sum(int(z.sum()) for z in zeros.values()) and _revived(model, zeros) == 0
-    explicit = _pruned(tokenizer, corpus)
+    explicit = _pruned(token_windows)
     result = finetune(
         explicit, tokenizer, FinetuneConfig(masked=False, **FEW), dataset=str(corpus), show_progress=False
     )

@@ -4,23 +4,19 @@ import copy
 
 import torch
 
-import secateur
 from helpers.cli import prune_args
 from helpers.tiny import tiny_model
 from secateur.calibration.capture import capture_layer_inputs
 from secateur.calibration.pipeline import run_layers
 from secateur.cli.main import main
-from secateur.config import CalibrationConfig
 from secateur.models.adapter import ModelAdapter
 from secateur.structured.osscar_run import layer_problem, osscar_prune
 
 CPU = torch.device("cpu")
 
 
-def test_osscar_beats_wanda_channels_without_refit_layer_by_layer_and_end_to_end(tokenizer, corpus):
-    windows = secateur.calibration_windows(
-        tokenizer, CalibrationConfig(dataset=str(corpus), nsamples=8, seqlen=32)
-    )
+def test_osscar_beats_wanda_channels_without_refit_layer_by_layer_and_end_to_end(token_windows):
+    windows = token_windows(8, 32)
     model = tiny_model("llama")
     dense = copy.deepcopy(model)
     baseline = copy.deepcopy(model)
@@ -54,10 +50,8 @@ def test_cli_osscar_writes_a_standard_checkpoint(saved_llama, corpus, tmp_path, 
     assert "--mlp-pruning-ratio must be in (0, 1)" in capsys.readouterr().err
 
 
-def test_refit_statistics_leave_the_sink_position_out(tokenizer, corpus):
-    windows = secateur.calibration_windows(
-        tokenizer, CalibrationConfig(dataset=str(corpus), nsamples=4, seqlen=32)
-    )
+def test_refit_statistics_leave_the_sink_position_out(token_windows):
+    windows = token_windows(4, 32)
     model = tiny_model("qwen2")
     adapter = ModelAdapter(model)
     inputs = capture_layer_inputs(adapter, windows, batch_size=3, compute_device=CPU, storage_device=CPU)
@@ -81,10 +75,8 @@ def test_refit_statistics_leave_the_sink_position_out(tokenizer, corpus):
     assert torch.allclose(seen["ours"][1].cross, weight @ seen["direct"][1], rtol=1e-4, atol=1e-3)
 
 
-def test_greedy_start_runs_end_to_end_and_is_recorded(tokenizer, corpus):
-    windows = secateur.calibration_windows(
-        tokenizer, CalibrationConfig(dataset=str(corpus), nsamples=4, seqlen=32)
-    )
+def test_greedy_start_runs_end_to_end_and_is_recorded(token_windows):
+    windows = token_windows(4, 32)
     model = tiny_model("llama")
     common = dict(ratio=0.25, damp=0.01, swaps=2, round_to=16, device=CPU, show_progress=False)
     report = osscar_prune(ModelAdapter(model), windows, **common, start="greedy")

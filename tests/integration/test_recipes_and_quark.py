@@ -6,9 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import secateur
 from helpers.tiny import tiny_model
-from secateur.config import CalibrationConfig, PruneRecipe, from_dict, load_recipe, to_dict
+from secateur.config import PruneRecipe, from_dict, load_recipe, to_dict
 from secateur.errors import SecateurError
 from secateur.quark import Config, LayerImportancePruneConfig, ModelPruner, OSSCARConfig, calibration_tensor
 
@@ -39,10 +38,8 @@ def test_quark_config_round_trips_through_json_and_names_unknown_fields(tmp_path
         OSSCARConfig(mlp_pruning_ratio=1.0)
 
 
-def test_model_pruner_runs_osscar_and_depth(tokenizer, corpus):
-    windows = secateur.calibration_windows(
-        tokenizer, CalibrationConfig(dataset=str(corpus), nsamples=4, seqlen=32)
-    )
+def test_model_pruner_runs_osscar_and_depth(token_windows):
+    windows = token_windows(4, 32)
     stream = {"input_ids": windows.reshape(1, -1)}  # a tokenized test set, as Quark's examples pass it
     assert torch.equal(calibration_tensor(stream, 32), windows)
     model = tiny_model("llama")
@@ -88,12 +85,10 @@ def _dense_down_grams(model, windows, skip_first=1):
     return grams
 
 
-def test_quark_true_sequential_false_uses_the_dense_models_activations(tokenizer, corpus):
+def test_quark_true_sequential_false_uses_the_dense_models_activations(token_windows):
     from secateur.structured.osscar import Reconstruction, greedy_channels, local_search, refit
 
-    windows = secateur.calibration_windows(
-        tokenizer, CalibrationConfig(dataset=str(corpus), nsamples=4, seqlen=32)
-    )
+    windows = token_windows(4, 32)
     dense = tiny_model("llama")
     grams = _dense_down_grams(dense, windows)
     settings = dict(mlp_pruning_ratio=0.25, swaps=2, round_to=1)
@@ -124,10 +119,8 @@ def test_quark_osscar_module_names_must_be_the_architectures(fields, message):
         ModelPruner(config).pruning_model(tiny_model("llama"), torch.zeros(2, 8, dtype=torch.long))
 
 
-def test_quark_scaling_layers_in_any_order_and_the_width_attribute_is_rewritten(tokenizer, corpus):
-    windows = secateur.calibration_windows(
-        tokenizer, CalibrationConfig(dataset=str(corpus), nsamples=2, seqlen=16)
-    )
+def test_quark_scaling_layers_in_any_order_and_the_width_attribute_is_rewritten(token_windows):
+    windows = token_windows(2, 16)
     scaled = {"down_proj": ["gate_proj", "up_proj"]}
     config = Config(OSSCARConfig(mlp_pruning_ratio=0.25, round_to=1, swaps=0, mlp_scaling_layers=scaled))
     model = ModelPruner(config).pruning_model(tiny_model("llama"), windows)
@@ -148,11 +141,9 @@ def test_quark_depth_field_names_must_be_the_architectures(fields, message):
         ModelPruner(config).pruning_model(tiny_model("llama"), None)
 
 
-def test_quark_windows_keep_the_length_they_were_given(tokenizer, corpus):
+def test_quark_windows_keep_the_length_they_were_given(token_windows):
     # No fixed 512 inside: (n, L) windows are used as given, batches too; only one long stream is cut.
-    windows = secateur.calibration_windows(
-        tokenizer, CalibrationConfig(dataset=str(corpus), nsamples=3, seqlen=700)
-    )
+    windows = token_windows(3, 700)
     assert calibration_tensor(windows, 512).shape == (3, 700)
     assert calibration_tensor([windows[:1], windows[1:]], 512).shape == (3, 700)
     assert calibration_tensor({"input_ids": windows.reshape(1, -1)}, 512).shape == (4, 512)
@@ -160,10 +151,8 @@ def test_quark_windows_keep_the_length_they_were_given(tokenizer, corpus):
         calibration_tensor([windows[:, :100], windows[:, :200]], 512)
 
 
-def test_quark_save_gpu_memory_keeps_the_same_choice(tokenizer, corpus):
-    windows = secateur.calibration_windows(
-        tokenizer, CalibrationConfig(dataset=str(corpus), nsamples=3, seqlen=32)
-    )
+def test_quark_save_gpu_memory_keeps_the_same_choice(token_windows):
+    windows = token_windows(3, 32)
     kept = []
     for save in (False, True):
         model = ModelPruner(Config(LayerImportancePruneConfig(save_gpu_memory=save))).pruning_model(

@@ -8,7 +8,7 @@ import torch
 import secateur
 from helpers.tiny import tiny_model
 from secateur.cli.main import main
-from secateur.config import CalibrationConfig, PruneConfig, StructuredConfig
+from secateur.config import PruneConfig, StructuredConfig
 from secateur.models.adapter import ModelAdapter
 from secateur.recovery.config import LoraConfig, LoraTrainingConfig
 from secateur.recovery.instructions import IGNORE, encode, prompt
@@ -24,10 +24,8 @@ RECORDS = [
 
 
 @pytest.fixture
-def windows(tokenizer, corpus):
-    return secateur.calibration_windows(
-        tokenizer, CalibrationConfig(dataset=str(corpus), nsamples=4, seqlen=32)
-    )
+def windows(token_windows):
+    return token_windows(4, 32)
 
 
 def test_lora_lowers_the_loss_and_leaves_the_base_weights_alone(tokenizer, corpus, windows):

@@ -7,11 +7,10 @@ import json
 import pytest
 import torch
 
-import secateur
 from helpers.cli import prune_args
 from helpers.tiny import tiny_model
 from secateur.cli.main import main
-from secateur.config import CalibrationConfig, StructuredConfig
+from secateur.config import StructuredConfig
 from secateur.export.structured import load_pruned, sync_uniform_config, write_pruned_config
 from secateur.models.adapter import ModelAdapter
 from secateur.structured.apply import apply_plan
@@ -23,10 +22,8 @@ CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
-def windows(tokenizer, corpus):
-    return secateur.calibration_windows(
-        tokenizer, CalibrationConfig(dataset=str(corpus), nsamples=8, seqlen=32)
-    )
+def windows(token_windows):
+    return token_windows(8, 32)
 
 
 def _mask_like_plan(model, plan):

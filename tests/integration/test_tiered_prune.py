@@ -7,7 +7,7 @@ import secateur
 from helpers.cli import prune_args
 from helpers.tiny import tiny_model
 from secateur.cli.main import main
-from secateur.config import CalibrationConfig, PruneConfig
+from secateur.config import PruneConfig
 from secateur.export.tier_maps import TIER_MAPS, load_tier_maps
 from secateur.models.adapter import ModelAdapter
 from secateur.patterns.tiered import DENSE, MID, TOPK, tier_counts, tile_view
@@ -30,11 +30,9 @@ def _check_against_maps(adapter, maps, pattern):
             assert (groups == pattern.nm.n).all()
 
 
-def test_wanda_tiered_prune_matches_one_shot_assignment_on_a_tiny_model(tokenizer, corpus):
+def test_wanda_tiered_prune_matches_one_shot_assignment_on_a_tiny_model(token_windows):
     model = tiny_model()
-    windows = secateur.calibration_windows(
-        tokenizer, CalibrationConfig(dataset=str(corpus), nsamples=4, seqlen=32)
-    )
+    windows = token_windows(4, 32)
     config = PruneConfig(method="wanda", pattern="tiered:16", tiers="0.5,0.25,0.25", topk=6)
     report = secateur.prune(model, config, windows, show_progress=False)
     pattern = config.pattern_object()
