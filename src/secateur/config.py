@@ -8,6 +8,7 @@ replay a run. Values are checked when a config is built, so bad input fails befo
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import typing
@@ -150,11 +151,21 @@ class PruneConfig:
                 )
             OwlSettings.parse(self.owl).check(sparsity)
 
-    def pattern_object(self):
+    # Parsed once per config (frozen: the values cannot change under the cache), however many
+    # checks and pipeline stages ask for them.
+    @functools.cached_property
+    def _pattern(self):
         return parse_pattern(self.pattern).configured(self)
 
+    @functools.cached_property
+    def _sparsity(self) -> float:
+        return self._pattern.resolve_sparsity(self.sparsity)
+
+    def pattern_object(self):
+        return self._pattern
+
     def resolved_sparsity(self) -> float:
-        return self.pattern_object().resolve_sparsity(self.sparsity)
+        return self._sparsity
 
 
 @dataclass(frozen=True)
