@@ -10,8 +10,14 @@ import torch
 VOCAB = 260  # 256 byte symbols + end-of-text, rounded up
 
 
+# Every supported family, for the tests that run on each. Qwen3's head_dim (32) is not
+# hidden/heads (16), so the geometry is exercised where the two differ.
+MODEL_TYPES = ("llama", "qwen2", "mistral", "qwen3")
+_FAMILY_OVERRIDES = {"qwen3": {"head_dim": 32}}
+
+
 def tiny_config(model_type: str = "llama", **overrides):
-    from transformers import LlamaConfig, MistralConfig, Qwen2Config
+    from transformers import LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config
 
     common = dict(
         vocab_size=VOCAB,
@@ -24,8 +30,10 @@ def tiny_config(model_type: str = "llama", **overrides):
         rms_norm_eps=1e-6,
         tie_word_embeddings=False,
     )
+    common.update(_FAMILY_OVERRIDES.get(model_type, {}))
     common.update(overrides)
-    cls = {"llama": LlamaConfig, "qwen2": Qwen2Config, "mistral": MistralConfig}[model_type]
+    classes = {"llama": LlamaConfig, "qwen2": Qwen2Config, "mistral": MistralConfig, "qwen3": Qwen3Config}
+    cls = classes[model_type]
     return cls(**common)
 
 

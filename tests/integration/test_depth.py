@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from helpers.cli import prune_args
-from helpers.tiny import tiny_model
+from helpers.tiny import MODEL_TYPES, tiny_model
 from secateur.cli.main import main
 from secateur.errors import SecateurError
 from secateur.models.adapter import ModelAdapter
@@ -29,7 +29,7 @@ def windows(token_windows):
     return token_windows(6, 32)
 
 
-@pytest.mark.parametrize("model_type", ["llama", "qwen2", "mistral"])
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
 def test_removing_layers_equals_skipping_them_and_generate_works(model_type, tmp_path):
     from transformers import AutoModelForCausalLM
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from helpers.tiny import tiny_model
+from helpers.tiny import MODEL_TYPES, tiny_model
 from secateur import api
 from secateur.config import PruneConfig
 from secateur.errors import SecateurError
@@ -18,7 +18,7 @@ def _layer_linears(model, index):
     return [m for m in layer.modules() if isinstance(m, torch.nn.Linear)]
 
 
-@pytest.mark.parametrize("model_type", ["llama", "qwen2", "mistral"])
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
 @pytest.mark.parametrize("pattern", ["unstructured", "2:4", "block:16"])
 def test_sparsegpt_prunes_every_architecture_and_verifies(model_type, pattern):
     model = tiny_model(model_type)

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers.tiny import tiny_model
+from helpers.tiny import MODEL_TYPES, tiny_model
 from secateur import api
 from secateur.data.sources import resolve_source
 from secateur.data.tokens import eval_stream, eval_windows
@@ -24,7 +24,7 @@ def hand_perplexity(model, tokenizer, corpus, seqlen):
     return math.exp(sum(losses) / len(losses)), len(losses)
 
 
-@pytest.mark.parametrize("model_type", ["llama", "qwen2"])
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
 def test_perplexity_equals_a_hand_loop(model_type, tokenizer, corpus):
     model = tiny_model(model_type)
     expected, windows = hand_perplexity(model, tokenizer, corpus, 64)

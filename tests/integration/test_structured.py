@@ -51,7 +51,8 @@ def _mask_like_plan(model, plan):
 
 
 @pytest.mark.parametrize(
-    ("model_type", "heads", "kv_heads"), [("llama", 4, 2), ("qwen2", 4, 1), ("mistral", 4, 4)]
+    ("model_type", "heads", "kv_heads"),
+    [("llama", 4, 2), ("qwen2", 4, 1), ("mistral", 4, 4), ("qwen3", 4, 2)],
 )
 def test_shrinking_equals_masking(model_type, heads, kv_heads):
     model = tiny_model(model_type, num_attention_heads=heads, num_key_value_heads=kv_heads)
@@ -73,7 +74,8 @@ def test_shrinking_equals_masking(model_type, heads, kv_heads):
         type(layers[1].self_attn).__name__ == "SkippedBlock"
         and type(layers[2].mlp).__name__ == "SkippedBlock"
     )
-    assert layers[0].self_attn.q_proj.weight.shape == (max(1, kv_heads // 2) * geometry.gqa_ratio * 16, 64)
+    kept_q_rows = max(1, kv_heads // 2) * geometry.gqa_ratio * geometry.head_dim
+    assert layers[0].self_attn.q_proj.weight.shape == (kept_q_rows, 64)
     assert layers[0].mlp.down_proj.weight.shape == (64, 40)
 
 
@@ -145,11 +147,12 @@ def test_wanda_and_taylor_importances_match_hand_computed_references(windows):
     )
 
 
+@pytest.mark.parametrize("model_type", ["qwen2", "qwen3"])
 @pytest.mark.parametrize("uniform", [False, True])
-def test_save_then_load_gives_the_same_logits(windows, tmp_path, uniform):
+def test_save_then_load_gives_the_same_logits(windows, tmp_path, uniform, model_type):
     from transformers import AutoModelForCausalLM
 
-    model = tiny_model("qwen2", num_hidden_layers=4, tie_word_embeddings=True)
+    model = tiny_model(model_type, num_hidden_layers=4, tie_word_embeddings=True)
     adapter = ModelAdapter(model)
     config = StructuredConfig(
         importance="magnitude", pruning_ratio=0.3, temperature=1.0, uniform=uniform, round_to=16

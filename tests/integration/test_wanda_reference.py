@@ -8,7 +8,7 @@ order, so each layer sees the outputs of the already-pruned layers before it, as
 import pytest
 import torch
 
-from helpers.tiny import tiny_model
+from helpers.tiny import MODEL_TYPES, tiny_model
 from secateur import api
 from secateur.config import PruneConfig
 from secateur.errors import SecateurError
@@ -69,7 +69,7 @@ def _zero_masks(model):
     }
 
 
-@pytest.mark.parametrize("model_type", ["llama", "qwen2", "mistral"])
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
 @pytest.mark.parametrize(("pattern", "nm"), [("unstructured", None), ("2:4", (2, 4)), ("4:8", (4, 8))])
 def test_wanda_masks_equal_reference(model_type, pattern, nm):
     windows = _windows()

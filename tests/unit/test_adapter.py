@@ -1,20 +1,22 @@
 import pytest
 
-from helpers.tiny import tiny_model
+from helpers.tiny import MODEL_TYPES, tiny_model
 from secateur.errors import SecateurError
 from secateur.models.adapter import ModelAdapter
 
 
-@pytest.mark.parametrize("model_type", ["llama", "qwen2", "mistral"])
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
 def test_roles_and_geometry(model_type):
     model = tiny_model(model_type, num_attention_heads=8, num_key_value_heads=2)
     adapter = ModelAdapter(model)
     g = adapter.geometry()
-    assert (g.num_heads, g.num_kv_heads, g.head_dim, g.gqa_ratio) == (8, 2, 8, 4)
+    head_dim = 32 if model_type == "qwen3" else 64 // 8  # Qwen3 gives head_dim in its config
+    assert (g.num_heads, g.num_kv_heads, g.head_dim, g.gqa_ratio) == (8, 2, head_dim, 4)
     layer = adapter.decoder_layers()[1]
     linears = adapter.linears(layer)
     assert list(linears) == ["q", "k", "v", "o", "gate", "up", "down"]
-    assert linears["k"].weight.shape == (2 * 8, 64)
+    assert linears["k"].weight.shape == (2 * head_dim, 64)
+    assert linears["q"].weight.shape == (8 * head_dim, 64) and linears["o"].weight.shape == (64, 8 * head_dim)
     assert linears["down"].weight.shape == (64, 128)
     assert (linears["q"].bias is not None) == (model_type == "qwen2")
     modules = dict(model.named_modules())

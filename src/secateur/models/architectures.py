@@ -12,3 +12,10 @@ QWEN2 = register("architecture", "qwen2")(
     ArchitectureSpec(model_type="qwen2", attention_bias=True, notes="Qwen2, Qwen2.5 (q/k/v biases)")
 )
 MISTRAL = register("architecture", "mistral")(ArchitectureSpec(model_type="mistral", notes="Mistral"))
+QWEN3 = register("architecture", "qwen3")(
+    # q_norm/k_norm normalize each head over head_dim with one weight shared by all heads, so
+    # removing a KV group (and its query heads) leaves them valid; head_dim comes from the config.
+    ArchitectureSpec(
+        model_type="qwen3", notes="Qwen3 dense (q_norm/k_norm per head; head_dim from the config)"
+    )
+)
