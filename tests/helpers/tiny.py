@@ -12,12 +12,21 @@ VOCAB = 260  # 256 byte symbols + end-of-text, rounded up
 
 # Every supported family, for the tests that run on each. Qwen3's head_dim (32) is not
 # hidden/heads (16), so the geometry is exercised where the two differ.
-MODEL_TYPES = ("llama", "qwen2", "mistral", "qwen3")
-_FAMILY_OVERRIDES = {"qwen3": {"head_dim": 32}}
+# Granite's multipliers are set away from 1 so a missed one (the logit scaling) changes results.
+MODEL_TYPES = ("llama", "qwen2", "mistral", "qwen3", "granite")
+_FAMILY_OVERRIDES = {
+    "qwen3": {"head_dim": 32},
+    "granite": {
+        "logits_scaling": 4.0,
+        "embedding_multiplier": 2.0,
+        "residual_multiplier": 0.5,
+        "attention_multiplier": 0.1,
+    },
+}
 
 
 def tiny_config(model_type: str = "llama", **overrides):
-    from transformers import LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config
+    from transformers import GraniteConfig, LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config
 
     common = dict(
         vocab_size=VOCAB,
@@ -32,7 +41,13 @@ def tiny_config(model_type: str = "llama", **overrides):
     )
     common.update(_FAMILY_OVERRIDES.get(model_type, {}))
     common.update(overrides)
-    classes = {"llama": LlamaConfig, "qwen2": Qwen2Config, "mistral": MistralConfig, "qwen3": Qwen3Config}
+    classes = {
+        "llama": LlamaConfig,
+        "qwen2": Qwen2Config,
+        "mistral": MistralConfig,
+        "qwen3": Qwen3Config,
+        "granite": GraniteConfig,
+    }
     cls = classes[model_type]
     return cls(**common)
 

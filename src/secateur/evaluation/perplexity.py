@@ -74,12 +74,12 @@ def perplexity(
 
 @torch.no_grad()
 def _direct(adapter, windows, batch_size, device, show_progress) -> float:
-    base, head = adapter.base_model(), adapter.lm_head()
+    base = adapter.base_model()
     total = 0.0
     for start in progress(range(0, windows.shape[0], batch_size), "perplexity", show_progress):
         ids = windows[start : start + batch_size].to(device)
         hidden = base(input_ids=ids, use_cache=False).last_hidden_state
-        total += nll_sum(hidden, ids, head)
+        total += nll_sum(hidden, ids, adapter.logits)
     return total
 
 
@@ -98,7 +98,7 @@ def _layerwise(adapter, windows, batch_size, device, show_progress) -> float:
         total = 0.0
         for batch in inputs.batches():
             hidden = norm(inputs.hidden[batch].to(device))
-            total += nll_sum(hidden, windows[batch], head)
+            total += nll_sum(hidden, windows[batch], adapter.logits)
     finally:
         norm.to(norm_home), head.to(head_home)
     return total

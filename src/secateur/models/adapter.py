@@ -7,7 +7,9 @@ the rest of secateur asks about a loaded model through that row.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -41,6 +43,9 @@ class ArchitectureSpec:
     attention_bias: bool = False  # Qwen2 has biases on q/k/v
     attention_path: str = "self_attn"  # the sub-blocks structured pruning may remove whole
     mlp_path: str = "mlp"
+    # What the family's CausalLM forward does to lm_head's output (Granite divides by
+    # logits_scaling): perplexity forms logits from hidden states itself, so it must do the same.
+    logits_transform: Callable[[Any, torch.Tensor], torch.Tensor] | None = None
     notes: str = ""
 
 
@@ -105,6 +110,13 @@ class ModelAdapter:
 
     def final_norm(self) -> nn.Module:
         return _get(self.model, self.spec.final_norm_path)
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Logits from final hidden states (after the final norm), as the family's forward makes them."""
+        logits = self.lm_head()(hidden)
+        if self.spec.logits_transform is not None:
+            logits = self.spec.logits_transform(self.config, logits)
+        return logits
 
     def lm_head(self) -> nn.Module:
         return self.model.get_output_embeddings()

@@ -19,3 +19,12 @@ QWEN3 = register("architecture", "qwen3")(
         model_type="qwen3", notes="Qwen3 dense (q_norm/k_norm per head; head_dim from the config)"
     )
 )
+GRANITE = register("architecture", "granite")(
+    # Its embedding, attention and residual multipliers live inside the modules secateur runs; only
+    # the logit scaling is done by the CausalLM head, which perplexity reproduces.
+    ArchitectureSpec(
+        model_type="granite",
+        logits_transform=lambda config, logits: logits / config.logits_scaling,
+        notes="IBM Granite 3.x dense (multipliers; logits divided by logits_scaling)",
+    )
+)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -9,8 +11,9 @@ _BLOCK_ROWS = 128  # positions whose logits are formed at once (64 MB of fp32 at
 
 
 @torch.no_grad()
-def nll_sum(hidden: torch.Tensor, ids: torch.Tensor, head: torch.nn.Module) -> float:
-    """hidden: (b, s, h) after the final norm; ids: (b, s). Σ NLL of tokens 1..s-1.
+def nll_sum(hidden: torch.Tensor, ids: torch.Tensor, logits: Callable[[torch.Tensor], torch.Tensor]) -> float:
+    """hidden: (b, s, h) after the final norm; ids: (b, s); `logits`: hidden rows -> logits (the LM
+    head, e.g. `ModelAdapter.logits`). Σ NLL of tokens 1..s-1.
 
     Why fixed-size blocks: BLAS rounds a row of a product differently depending on how many rows
     the product has (1e-6 per logit on CPU), so the result would depend on the batch size and on
@@ -29,7 +32,6 @@ def nll_sum(hidden: torch.Tensor, ids: torch.Tensor, head: torch.nn.Module) -> f
         used = block.shape[0]
         if used < _BLOCK_ROWS:
             block = F.pad(block, (0, 0, 0, _BLOCK_ROWS - used))
-        logits = head(block)[:used].float()
-        nll = F.cross_entropy(logits, targets[start : start + used], reduction="none")
+        nll = F.cross_entropy(logits(block)[:used].float(), targets[start : start + used], reduction="none")
         total += nll.double().sum()
     return float(total)

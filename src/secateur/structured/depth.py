@@ -77,7 +77,8 @@ def _mean_nll(adapter: ModelAdapter, inputs: LayerInputs, hidden: torch.Tensor, 
     homes = module_device(norm), module_device(head)
     norm.to(device), head.to(device)
     try:
-        total = sum(nll_sum(norm(hidden[b].to(device)), windows[b], head) for b in inputs.batches())
+        batches = inputs.batches()
+        total = sum(nll_sum(norm(hidden[b].to(device)), windows[b], adapter.logits) for b in batches)
     finally:
         norm.to(homes[0]), head.to(homes[1])
     return total / (windows.shape[0] * (windows.shape[1] - 1))
