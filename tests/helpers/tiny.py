@@ -13,9 +13,19 @@ VOCAB = 260  # 256 byte symbols + end-of-text, rounded up
 # Every supported family, for the tests that run on each. Qwen3's head_dim (32) is not
 # hidden/heads (16), so the geometry is exercised where the two differ.
 # Granite's multipliers are set away from 1 so a missed one (the logit scaling) changes results.
-MODEL_TYPES = ("llama", "qwen2", "mistral", "qwen3", "granite")
+# Gemma: a sliding window (8) shorter than the test windows, mixed with a global layer, so a layer
+# given the other kind's mask computes something else; logit soft-capping on.
+MODEL_TYPES = ("llama", "qwen2", "mistral", "qwen3", "granite", "gemma2", "gemma3_text")
+_GEMMA = {
+    "head_dim": 32,
+    "sliding_window": 8,
+    "layer_types": ["sliding_attention", "full_attention", "sliding_attention"],
+    "final_logit_softcapping": 5.0,
+}
 _FAMILY_OVERRIDES = {
     "qwen3": {"head_dim": 32},
+    "gemma2": _GEMMA,
+    "gemma3_text": _GEMMA,
     "granite": {
         "logits_scaling": 4.0,
         "embedding_multiplier": 2.0,
@@ -26,7 +36,15 @@ _FAMILY_OVERRIDES = {
 
 
 def tiny_config(model_type: str = "llama", **overrides):
-    from transformers import GraniteConfig, LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config
+    from transformers import (
+        Gemma2Config,
+        Gemma3TextConfig,
+        GraniteConfig,
+        LlamaConfig,
+        MistralConfig,
+        Qwen2Config,
+        Qwen3Config,
+    )
 
     common = dict(
         vocab_size=VOCAB,
@@ -41,12 +59,17 @@ def tiny_config(model_type: str = "llama", **overrides):
     )
     common.update(_FAMILY_OVERRIDES.get(model_type, {}))
     common.update(overrides)
+    if "layer_types" in common and "layer_types" not in overrides:  # follow a changed layer count
+        kinds = ("sliding_attention", "full_attention")
+        common["layer_types"] = [kinds[i % 2] for i in range(common["num_hidden_layers"])]
     classes = {
         "llama": LlamaConfig,
         "qwen2": Qwen2Config,
         "mistral": MistralConfig,
         "qwen3": Qwen3Config,
         "granite": GraniteConfig,
+        "gemma2": Gemma2Config,
+        "gemma3_text": Gemma3TextConfig,
     }
     cls = classes[model_type]
     return cls(**common)

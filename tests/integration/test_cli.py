@@ -151,7 +151,8 @@ def test_unsupported_architecture_via_cli(tmp_path, corpus, capsys):
         tmp_path / "gpt2"
     )
     assert main(_prune_args(tmp_path / "gpt2", corpus, tmp_path / "o")) == 2
-    assert "'gpt2' is not supported; supported: granite, llama, mistral, qwen2, qwen3" in capsys.readouterr().err
+    supported = "gemma2, gemma3_text, granite, llama, mistral, qwen2, qwen3"
+    assert f"'gpt2' is not supported; supported: {supported}" in capsys.readouterr().err
 
 
 def test_embedded_models_get_demo_sizes_unless_given():

@@ -158,8 +158,9 @@ def test_layer0_capture_records_every_keyword_argument():
         storage_device=torch.device("cpu"),
     )
     assert inputs.hidden.shape == (5, 24, 64)
-    assert set(inputs.kwargs) == {2, 1}  # one set of arguments per batch size
-    assert "position_embeddings" in inputs.kwargs[2]
-    cos, _sin = inputs.kwargs[2]["position_embeddings"]
+    # one set of arguments per (layer kind, batch size); LLaMA has one kind of layer
+    assert set(inputs.kwargs) == {("decoder", 2), ("decoder", 1)}
+    assert "position_embeddings" in inputs.kwargs[("decoder", 2)]
+    cos, _sin = inputs.kwargs[("decoder", 2)]["position_embeddings"]
     assert cos.shape[-2:] == (24, 16)
     torch.testing.assert_close(inputs.hidden[0], model.model.embed_tokens(_windows(n=5)[0]))

@@ -10,7 +10,7 @@ def test_roles_and_geometry(model_type):
     model = tiny_model(model_type, num_attention_heads=8, num_key_value_heads=2)
     adapter = ModelAdapter(model)
     g = adapter.geometry()
-    head_dim = 32 if model_type == "qwen3" else 64 // 8  # Qwen3 gives head_dim in its config
+    head_dim = 32 if model_type in ("qwen3", "gemma2", "gemma3_text") else 64 // 8  # given in their configs
     assert (g.num_heads, g.num_kv_heads, g.head_dim, g.gqa_ratio) == (8, 2, head_dim, 4)
     layer = adapter.decoder_layers()[1]
     linears = adapter.linears(layer)

@@ -62,7 +62,7 @@ class LayerContext:
             handle = stop_after.register_forward_pre_hook(stop)
         try:
             for batch in self.inputs.batches():
-                args, kwargs = self.inputs.arguments(batch)
+                args, kwargs = self.inputs.arguments(batch, self.index)
                 with contextlib.suppress(_StopLayer):
                     self.layer(self.inputs.hidden[batch].to(self.device), *args, **kwargs)
         finally:
@@ -75,7 +75,7 @@ class LayerContext:
         assert self.inputs is not None
         hidden = self.inputs.hidden
         for batch in self.inputs.batches():
-            args, kwargs = self.inputs.arguments(batch)
+            args, kwargs = self.inputs.arguments(batch, self.index)
             out = _first(self.layer(hidden[batch].to(self.device), *args, **kwargs))
             hidden[batch] = out.to(hidden.device)
         self.propagated = True

@@ -166,5 +166,14 @@ class ModelAdapter:
             values["layer_types"] = [t for i, t in enumerate(layer_types) if i not in gone]
         self.update_config(**values)
 
+    def layer_kinds(self) -> tuple[str, ...]:
+        """Each decoder layer's kind (Gemma's sliding vs full attention), which decides the mask and
+        rotary table it receives; one kind when the config does not distinguish them."""
+        count = self.num_layers()
+        kinds = getattr(self.config, "layer_types", None)
+        if isinstance(kinds, (list, tuple)) and len(kinds) == count:
+            return tuple(str(kind) for kind in kinds)
+        return ("decoder",) * count
+
     def num_layers(self) -> int:
         return len(self.decoder_layers())

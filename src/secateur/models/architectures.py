@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from secateur.models.adapter import ArchitectureSpec
 from secateur.registry import register
 
@@ -26,5 +28,25 @@ GRANITE = register("architecture", "granite")(
         model_type="granite",
         logits_transform=lambda config, logits: logits / config.logits_scaling,
         notes="IBM Granite 3.x dense (multipliers; logits divided by logits_scaling)",
+    )
+)
+
+
+def _final_softcap(config, logits):
+    """Gemma 2/3 squash logits into (-cap, cap) in their CausalLM head: cap · tanh(logits / cap)."""
+    cap = getattr(config, "final_logit_softcapping", None)
+    return logits if cap is None else torch.tanh(logits / cap) * cap
+
+
+# Gemma 2 and 3 mix sliding-window and global layers (each kind gets its own mask and rotary base:
+# the capture keeps one set of arguments per kind, see calibration.capture), normalize before and
+# after each sub-block inside the layer's own forward, scale the tied embeddings in the model's
+# forward, and give head_dim in the config; only the final logit soft-capping is in the head.
+GEMMA2 = register("architecture", "gemma2")(
+    ArchitectureSpec(model_type="gemma2", logits_transform=_final_softcap, notes="Gemma 2")
+)
+GEMMA3_TEXT = register("architecture", "gemma3_text")(
+    ArchitectureSpec(
+        model_type="gemma3_text", logits_transform=_final_softcap, notes="Gemma 3 (text models, 1B)"
     )
 )

@@ -56,14 +56,16 @@ def check_window(num_remove: int, num_layers: int) -> None:
 
 
 @torch.no_grad()
-def _through(layer, inputs: LayerInputs, hidden: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Push `hidden` (n, s, h) through one layer, batch by batch, with the captured arguments."""
+def _through(
+    layer, index: int, inputs: LayerInputs, hidden: torch.Tensor, device: torch.device
+) -> torch.Tensor:
+    """Push `hidden` (n, s, h) through layer `index`, batch by batch, with its captured arguments."""
     home = module_device(layer)
     layer.to(device)
     out = torch.empty_like(hidden)
     try:
         for batch in inputs.batches():
-            args, kwargs = inputs.arguments(batch)
+            args, kwargs = inputs.arguments(batch, index)
             result = layer(hidden[batch].to(device), *args, **kwargs)
             out[batch] = (result[0] if isinstance(result, (tuple, list)) else result).to(out.device)
     finally:
@@ -112,7 +114,7 @@ def window_scores(
     if score == "bi":
         ring: deque[torch.Tensor] = deque([state], maxlen=num_remove + 1)
         for index in progress(range(count), "block influence", show_progress):
-            ring.append(_through(layers[index], inputs, ring[-1], device))
+            ring.append(_through(layers[index], index, inputs, ring[-1], device))
             if len(ring) == num_remove + 1:
                 start = index + 1 - num_remove
                 cos = F.cosine_similarity(ring[0].float(), ring[-1].float(), dim=-1)
@@ -121,10 +123,10 @@ def window_scores(
     for start in progress(range(count - num_remove + 1), "depth candidates", show_progress):
         hidden = state
         for index in range(start + num_remove, count):
-            hidden = _through(layers[index], inputs, hidden, device)
+            hidden = _through(layers[index], index, inputs, hidden, device)
         scores[start] = math.exp(_mean_nll(adapter, inputs, hidden, windows, device))
         if start < count - num_remove:
-            state = _through(layers[start], inputs, state, device)
+            state = _through(layers[start], start, inputs, state, device)
     return scores
 
 
