@@ -83,6 +83,8 @@ def capture_layer_inputs(
         return record
 
     inputs: LayerInputs | None = None
+    # An instance-level forward (accelerate's offload hooks install one) is put back afterwards.
+    previous = [layer.__dict__.get("forward") for layer in layers]
     for index, layer in enumerate(layers):
         layer.forward = recorder(index)
     try:
@@ -110,7 +112,10 @@ def capture_layer_inputs(
                     inputs.extra_args[(kind, size)] = to_device(tuple(args[1:]), compute_device)
                     inputs.kwargs[(kind, size)] = to_device(kwargs, compute_device)
     finally:
-        for layer in layers:
-            del layer.forward  # the class's forward again
+        for layer, forward in zip(layers, previous, strict=True):
+            if forward is None:
+                del layer.forward  # the class's forward again
+            else:
+                layer.forward = forward
     assert inputs is not None
     return inputs
