@@ -15,7 +15,9 @@ VOCAB = 260  # 256 byte symbols + end-of-text, rounded up
 # Granite's multipliers are set away from 1 so a missed one (the logit scaling) changes results.
 # Gemma: a sliding window (8) shorter than the test windows, mixed with a global layer, so a layer
 # given the other kind's mask computes something else; logit soft-capping on.
-MODEL_TYPES = ("llama", "qwen2", "mistral", "qwen3", "granite", "gemma2", "gemma3_text")
+MODEL_TYPES = ("llama", "qwen2", "mistral", "qwen3", "granite", "gemma2", "gemma3_text", "phi3", "opt")
+# Families whose structured slicing is not written yet (masks and depth only).
+MASK_ONLY = ("phi3", "opt")
 _GEMMA = {
     "head_dim": 32,
     "sliding_window": 8,
@@ -26,6 +28,9 @@ _FAMILY_OVERRIDES = {
     "qwen3": {"head_dim": 32},
     "gemma2": _GEMMA,
     "gemma3_text": _GEMMA,
+    "phi3": {"pad_token_id": 0},
+    # OPT's sizes go by other names; its decoder has no rms_norm_eps (LayerNorm) and no GQA.
+    "opt": {"ffn_dim": 128, "word_embed_proj_dim": 64, "pad_token_id": 1},
     "granite": {
         "logits_scaling": 4.0,
         "embedding_multiplier": 2.0,
@@ -42,6 +47,8 @@ def tiny_config(model_type: str = "llama", **overrides):
         GraniteConfig,
         LlamaConfig,
         MistralConfig,
+        OPTConfig,
+        Phi3Config,
         Qwen2Config,
         Qwen3Config,
     )
@@ -57,6 +64,9 @@ def tiny_config(model_type: str = "llama", **overrides):
         rms_norm_eps=1e-6,
         tie_word_embeddings=False,
     )
+    if model_type == "opt":  # plain multi-head attention, LayerNorm, ffn_dim instead
+        for key in ("num_key_value_heads", "intermediate_size", "rms_norm_eps"):
+            common.pop(key)
     common.update(_FAMILY_OVERRIDES.get(model_type, {}))
     common.update(overrides)
     if "layer_types" in common and "layer_types" not in overrides:  # follow a changed layer count
@@ -70,6 +80,8 @@ def tiny_config(model_type: str = "llama", **overrides):
         "granite": GraniteConfig,
         "gemma2": Gemma2Config,
         "gemma3_text": Gemma3TextConfig,
+        "phi3": Phi3Config,
+        "opt": OPTConfig,
     }
     cls = classes[model_type]
     return cls(**common)

@@ -151,7 +151,9 @@ def test_unsupported_architecture_via_cli(tmp_path, corpus, capsys):
         tmp_path / "gpt2"
     )
     assert main(_prune_args(tmp_path / "gpt2", corpus, tmp_path / "o")) == 2
-    supported = "gemma2, gemma3_text, granite, llama, mistral, qwen2, qwen3"
+    from secateur.models.adapter import supported_model_types
+
+    supported = ", ".join(supported_model_types())
     assert f"'gpt2' is not supported; supported: {supported}" in capsys.readouterr().err
 
 

@@ -36,13 +36,13 @@ def test_removing_layers_equals_skipping_them_and_generate_works(model_type, tmp
     model = tiny_model(model_type, num_hidden_layers=5)
     reference = copy.deepcopy(model)
     for index in (1, 2):
-        reference.model.layers[index] = Skip()
+        ModelAdapter(reference).decoder_layers()[index] = Skip()
     remove_layers(ModelAdapter(model), [1, 2])
     ids = torch.randint(0, 256, (2, 20))
     with torch.no_grad():
         assert torch.allclose(model(ids).logits, reference(ids).logits, atol=1e-6)
     assert model.config.num_hidden_layers == 3
-    assert [layer.self_attn.layer_idx for layer in model.model.layers] == [0, 1, 2]
+    assert [layer.self_attn.layer_idx for layer in ModelAdapter(model).decoder_layers()] == [0, 1, 2]
     model.save_pretrained(tmp_path)
     reloaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
     prompt = ids[:1, :8]

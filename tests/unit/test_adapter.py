@@ -5,7 +5,7 @@ from secateur.errors import SecateurError
 from secateur.models.adapter import ModelAdapter
 
 
-@pytest.mark.parametrize("model_type", MODEL_TYPES)
+@pytest.mark.parametrize("model_type", [t for t in MODEL_TYPES if t not in ("phi3", "opt")])
 def test_roles_and_geometry(model_type):
     model = tiny_model(model_type, num_attention_heads=8, num_key_value_heads=2)
     adapter = ModelAdapter(model)
@@ -37,3 +37,18 @@ def test_unsupported_architecture_names_the_supported_ones():
     model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50))
     with pytest.raises(SecateurError, match=r"'gpt2' is not supported; supported: .*llama.*mistral.*qwen2"):
         ModelAdapter(model)
+
+
+def test_fused_and_gateless_families_map_their_roles():
+    phi3 = ModelAdapter(tiny_model("phi3", num_attention_heads=8, num_key_value_heads=2))
+    linears = phi3.linears(phi3.decoder_layers()[0])
+    assert list(linears) == ["qkv", "o", "gate_up", "down"]
+    g = phi3.geometry()
+    assert (g.num_heads, g.num_kv_heads, g.head_dim) == (8, 2, 8)
+    assert linears["qkv"].out_features == (8 + 2 * 2) * 8 and linears["gate_up"].out_features == 2 * 128
+    opt = ModelAdapter(tiny_model("opt"))
+    linears = opt.linears(opt.decoder_layers()[0])
+    assert list(linears) == ["q", "k", "v", "o", "up", "down"] and linears["q"].bias is not None
+    assert opt.geometry().gqa_ratio == 1 and opt.final_norm() is opt.model.model.decoder.final_layer_norm
+    with pytest.raises(SecateurError, match="--method structured does not support opt yet"):
+        opt.require_structured("structured")

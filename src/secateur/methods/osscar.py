@@ -34,6 +34,7 @@ class OsscarReport:
 def prune_osscar(
     loaded, recipe, windows, device: torch.device, show_progress: bool, note: Callable[[str], None]
 ):
+    loaded.adapter.require_structured("osscar")
     config = recipe.osscar
     data = osscar_prune(
         loaded.adapter,

@@ -37,6 +37,7 @@ def prune_structured(
     loaded, recipe, windows, device: torch.device, show_progress: bool, note: Callable[[str], None]
 ):
     """Shrink `loaded.model`; returns (report, writer of the files beside the checkpoint)."""
+    loaded.adapter.require_structured("structured")
     report = structured_prune(
         loaded.adapter,
         recipe.structured,

@@ -43,6 +43,12 @@ class ArchitectureSpec:
     attention_bias: bool = False  # Qwen2 has biases on q/k/v
     attention_path: str = "self_attn"  # the sub-blocks structured pruning may remove whole
     mlp_path: str = "mlp"
+    # False for families whose structured slicing is not written yet (fused projections, gate-less
+    # MLPs): structured width pruning and OSSCAR refuse them in one line; masks and depth work.
+    structured: bool = True
+    # Generic roles (q, k, v, gate, up) -> this family's role where projections are fused (Phi-3's
+    # qkv, gate_up), so LoRA targets and reports speak one language.
+    role_aliases: dict[str, str] = field(default_factory=dict)
     # What the family's CausalLM forward does to lm_head's output (Granite divides by
     # logits_scaling): perplexity forms logits from hidden states itself, so it must do the same.
     logits_transform: Callable[[Any, torch.Tensor], torch.Tensor] | None = None
@@ -133,8 +139,17 @@ class ModelAdapter:
         return AttentionGeometry(num_heads=num_heads, num_kv_heads=num_kv, head_dim=head_dim)
 
     def layer_shape(self, index: int) -> LayerShape:
-        """The layer's current widths, read from its modules (a pruned model's layers differ)."""
+        """The layer's current widths, read from its modules (a pruned model's layers differ).
+
+        Families that cannot be structurally pruned yet keep their config's widths.
+        """
         geometry = self.geometry()
+        if not self.spec.structured:
+            c = self.config
+            intermediate = getattr(c, "intermediate_size", None) or getattr(c, "ffn_dim", 0)
+            return LayerShape(
+                c.hidden_size, geometry.num_kv_heads, geometry.gqa_ratio, geometry.head_dim, intermediate
+            )
         linears = self.linears(self.decoder_layers()[index])
         hidden = self.config.hidden_size
         return LayerShape(
@@ -174,6 +189,14 @@ class ModelAdapter:
         if isinstance(kinds, (list, tuple)) and len(kinds) == count:
             return tuple(str(kind) for kind in kinds)
         return ("decoder",) * count
+
+    def require_structured(self, method: str) -> None:
+        """One line, before any work, for a family whose structured slicing is not written yet."""
+        if not self.spec.structured:
+            raise SecateurError(
+                f"--method {method} does not support {self.config.model_type} yet ({self.spec.notes}); "
+                "use a mask method (wanda, sparsegpt, magnitude) or --method depth"
+            )
 
     def num_layers(self) -> int:
         return len(self.decoder_layers())

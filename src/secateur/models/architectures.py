@@ -50,3 +50,39 @@ GEMMA3_TEXT = register("architecture", "gemma3_text")(
         model_type="gemma3_text", logits_transform=_final_softcap, notes="Gemma 3 (text models, 1B)"
     )
 )
+PHI3 = register("architecture", "phi3")(
+    # Fused qkv_proj and gate_up_proj: mask pruning treats each as one Linear, which is exact for
+    # every pattern (N:M groups and blocks run along a row's inputs, shared by all its parts).
+    ArchitectureSpec(
+        model_type="phi3",
+        roles={
+            "qkv": "self_attn.qkv_proj",
+            "o": "self_attn.o_proj",
+            "gate_up": "mlp.gate_up_proj",
+            "down": "mlp.down_proj",
+        },
+        role_aliases={"q": "qkv", "k": "qkv", "v": "qkv", "gate": "gate_up", "up": "gate_up"},
+        structured=False,
+        notes="Phi-3, Phi-3.5, Phi-4 (fused qkv_proj/gate_up_proj; structured slicing not yet)",
+    )
+)
+OPT = register("architecture", "opt")(
+    # The Wanda and SparseGPT papers' own tables: biases everywhere, LayerNorm, learned positions,
+    # a ReLU fc1/fc2 MLP without a gate, the decoder under model.decoder.
+    ArchitectureSpec(
+        model_type="opt",
+        layers_path="model.decoder.layers",
+        final_norm_path="model.decoder.final_layer_norm",
+        roles={
+            "q": "self_attn.q_proj",
+            "k": "self_attn.k_proj",
+            "v": "self_attn.v_proj",
+            "o": "self_attn.out_proj",
+            "up": "fc1",
+            "down": "fc2",
+        },
+        attention_bias=True,
+        structured=False,
+        notes="OPT (gate-less fc1/fc2 MLP; structured slicing not yet)",
+    )
+)

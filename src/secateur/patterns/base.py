@@ -15,6 +15,10 @@ import torch
 class Pattern(ABC):
     """Masks from scores. Subclasses are frozen dataclasses so they can be compared and saved."""
 
+    # Whether zeros beyond the mask keep the structure valid (unstructured, N:M: yes; blocks: a
+    # zero outside a pruned tile is not a block pattern). SparseGPT asks before zeroing dead inputs.
+    extra_zeros_allowed = True
+
     @property
     @abstractmethod
     def spec(self) -> str:

@@ -66,6 +66,7 @@ DEFAULT_BLOCK = 16
 @dataclass(frozen=True)
 class Block(Pattern):
     size: int
+    extra_zeros_allowed = False  # zeros must come in whole tiles
 
     def __post_init__(self) -> None:
         if self.size < 2:

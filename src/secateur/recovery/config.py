@@ -217,6 +217,9 @@ class LoraConfig:
         if not self.targets():
             raise SecateurError("--lora-target-modules is empty; give roles like q,k,v,o,gate,up,down")
 
+    def is_default_targets(self) -> bool:
+        return self.targets() == LORA_ROLES
+
     def targets(self) -> tuple[str, ...]:
         return tuple(part.strip() for part in str(self.target_modules).split(",") if part.strip())
 

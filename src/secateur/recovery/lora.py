@@ -14,7 +14,7 @@ import torch
 
 from secateur.config import DEFAULT_DATASET
 from secateur.errors import SecateurError
-from secateur.models.adapter import ModelAdapter
+from secateur.models.adapter import ROLES, ModelAdapter
 from secateur.recovery.config import LoraConfig, LoraTrainingConfig
 from secateur.recovery.finetune import (
     FinetuneResult,
@@ -28,12 +28,19 @@ from secateur.recovery.instructions import PadCollator, instruction_datasets, in
 from secateur.recovery.masks import WeightMasks
 
 
-def target_names(adapter: ModelAdapter, targets: tuple[str, ...]) -> list[str]:
-    """Roles (q, ..., down) -> the module leaf names peft matches; other entries are taken as names."""
+def target_names(adapter: ModelAdapter, targets: tuple[str, ...], default: bool = False) -> list[str]:
+    """Roles (q, ..., down) -> the module leaf names peft matches; other entries are taken as names.
+
+    Fused families map generic roles onto theirs (Phi-3: q, k, v -> qkv). With the default targets,
+    a role the family lacks (OPT has no gate) is left out; asked for by name, it is an error.
+    """
     names = []
+    roles, aliases = adapter.spec.roles, adapter.spec.role_aliases
     for target in targets:
-        path = adapter.spec.roles.get(target, target)
-        names.append(path.split(".")[-1])
+        role = aliases.get(target, target)
+        if default and target in ROLES and role not in roles:
+            continue
+        names.append(roles.get(role, role).split(".")[-1])
     present = {
         name.split(".")[-1]
         for name, module in adapter.model.named_modules()
@@ -58,7 +65,7 @@ def attach_lora(model, config: LoraConfig, gradient_checkpointing: bool = False)
         r=config.r,
         lora_alpha=config.alpha,
         lora_dropout=config.dropout,
-        target_modules=target_names(adapter, config.targets()),
+        target_modules=target_names(adapter, config.targets(), default=config.is_default_targets()),
         bias="none",
         task_type="CAUSAL_LM",
     )

@@ -66,15 +66,20 @@ def sparsegpt_solve(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """weight (rows, cols) any dtype, hessian (cols, cols) fp32 -> (new weight fp32, keep mask bool).
 
-    Inputs that never fired (zero Hessian diagonal) carry no information: their weights are pruned
-    and their diagonal set to 1, as in the reference implementation. `inverse_factor` lets modules
-    with the same input (q/k/v) reuse one factorisation.
+    Inputs that never fired (zero Hessian diagonal) carry no information: their diagonal is set to
+    1 and, as in the reference implementation, their weights are pruned, where the pattern allows
+    zeros beyond its mask. A block pattern does not (a dead column is not a tile: ReLU models such
+    as OPT have dead inputs), so there they keep their weights and compete for the mask like any
+    other (no update reaches them: their Hessian row is zero). `inverse_factor` lets modules with
+    the same input (q/k/v) reuse one factorisation.
     """
     w = weight.detach().float().clone()
     h = hessian.float().clone()
     rows, cols = w.shape
     dead = torch.diag(h) == 0
     h[dead, dead] = 1.0
+    if not pattern.extra_zeros_allowed:
+        dead = torch.zeros_like(dead)
     w[:, dead] = 0.0
     hinv = inverse_factor if inverse_factor is not None else inverse_cholesky_factor(h, percdamp)
     width = pattern.solver_strip_width(blocksize, cols)
