@@ -37,3 +37,26 @@ def test_every_family_through_every_method(model_type, method, corpus, tmp_path,
         api.load_model(str(out)), dataset=str(corpus), seqlen=32, max_windows=2, show_progress=False
     )
     assert reloaded.perplexity == pytest.approx(manifest["perplexity"]["pruned"]["perplexity"], rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("model_type", "expected"),
+    [
+        ("llama", ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]),
+        ("phi3", ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]),  # generic roles onto fused ones
+        ("opt", ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]),  # no gate: left out
+    ],
+)
+def test_lora_default_targets_follow_the_family(model_type, expected):
+    from helpers.tiny import tiny_model
+    from secateur.errors import SecateurError
+    from secateur.models.adapter import ModelAdapter
+    from secateur.recovery.config import LoraConfig
+    from secateur.recovery.lora import target_names
+
+    adapter = ModelAdapter(tiny_model(model_type))
+    config = LoraConfig()
+    assert target_names(adapter, config.targets(), default=config.is_default_targets()) == expected
+    if model_type == "opt":  # asked for by name, a role the family lacks is an error
+        with pytest.raises(SecateurError, match="matches no Linear"):
+            target_names(adapter, ("gate",))
