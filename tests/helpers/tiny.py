@@ -15,9 +15,11 @@ VOCAB = 260  # 256 byte symbols + end-of-text, rounded up
 # Granite's multipliers are set away from 1 so a missed one (the logit scaling) changes results.
 # Gemma: a sliding window (8) shorter than the test windows, mixed with a global layer, so a layer
 # given the other kind's mask computes something else; logit soft-capping on.
-MODEL_TYPES = ("llama", "qwen2", "mistral", "qwen3", "granite", "gemma2", "gemma3_text", "phi3", "opt")
+MODEL_TYPES = (
+    "llama", "qwen2", "mistral", "qwen3", "granite", "gemma2", "gemma3_text", "phi3", "opt", "olmo2",
+)  # fmt: skip
 # Families whose structured slicing is not written yet (masks and depth only).
-MASK_ONLY = ("phi3", "opt")
+MASK_ONLY = ("phi3", "opt", "olmo2")
 _GEMMA = {
     "head_dim": 32,
     "sliding_window": 8,
@@ -47,6 +49,7 @@ def tiny_config(model_type: str = "llama", **overrides):
         GraniteConfig,
         LlamaConfig,
         MistralConfig,
+        Olmo2Config,
         OPTConfig,
         Phi3Config,
         Qwen2Config,
@@ -82,6 +85,7 @@ def tiny_config(model_type: str = "llama", **overrides):
         "gemma3_text": Gemma3TextConfig,
         "phi3": Phi3Config,
         "opt": OPTConfig,
+        "olmo2": Olmo2Config,
     }
     cls = classes[model_type]
     return cls(**common)

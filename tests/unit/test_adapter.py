@@ -5,7 +5,9 @@ from secateur.errors import SecateurError
 from secateur.models.adapter import ModelAdapter
 
 
-@pytest.mark.parametrize("model_type", [t for t in MODEL_TYPES if t not in ("phi3", "opt")])
+@pytest.mark.parametrize(
+    "model_type", [t for t in MODEL_TYPES if t not in ("phi3", "opt")]
+)  # fused / no gate
 def test_roles_and_geometry(model_type):
     model = tiny_model(model_type, num_attention_heads=8, num_key_value_heads=2)
     adapter = ModelAdapter(model)

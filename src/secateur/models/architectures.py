@@ -86,3 +86,12 @@ OPT = register("architecture", "opt")(
         notes="OPT (gate-less fc1/fc2 MLP; structured slicing not yet)",
     )
 )
+OLMO2 = register("architecture", "olmo2")(
+    # q_norm/k_norm normalize the whole q/k projection (all heads at once), so removing heads would
+    # change every remaining head's normalization: structured slicing is not exact there, not offered.
+    ArchitectureSpec(
+        model_type="olmo2",
+        structured=False,
+        notes="OLMo 2 (norms after each sub-block; q/k norms over all heads: no structured slicing)",
+    )
+)
