@@ -1,0 +1,1 @@
+"""The runs behind every command: what a command does, as a function of its recipe."""
