@@ -3,13 +3,12 @@ verified), (evaluate), save."""
 
 from __future__ import annotations
 
-from secateur.config import DEFAULT_DATASET
-
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from secateur.config import DEFAULT_DATASET
 from secateur.devices import resolve_device
 from secateur.evaluation.perplexity import PerplexityResult
 from secateur.export.save import check_output_dir, save_checkpoint
@@ -70,5 +69,3 @@ def run_finetune(
     if recipe.out is not None and is_main_process():  # under `accelerate launch`, rank 0 writes
         out = save_checkpoint(loaded.model, loaded.tokenizer, recipe.out, manifest, recipe.overwrite)
     return FinetuneRun(recipe, result, before, after, out, manifest)
-
-

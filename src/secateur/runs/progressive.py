@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 import sys
 import time
@@ -21,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from secateur import __version__
-from secateur.runs.session import calibration_windows, check_seqlen, load_model, perplexity_meter
 from secateur.config import to_dict
 from secateur.devices import resolve_device
 from secateur.errors import SecateurError
@@ -34,6 +32,7 @@ from secateur.pruning.tiered import TierState
 from secateur.recovery.config import ProgressiveRecipe
 from secateur.recovery.finetune import finetune
 from secateur.recovery.schedule import ScheduleRow, load_schedule, parse_schedule, schedule_csv
+from secateur.runs.session import calibration_windows, check_seqlen, load_model, perplexity_meter
 from secateur.scratch import write_text_atomic
 
 RUN_FILE = "progressive.json"

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from secateur import __version__
-from secateur.runs.session import calibration_windows, check_seqlen, load_model, perplexity_meter
 from secateur.devices import resolve_device
 from secateur.errors import SecateurError
 from secateur.evaluation.tier_plot import plot_tier_maps
@@ -23,6 +22,7 @@ from secateur.pruning.masking import prune_with_masks
 from secateur.pruning.tiered import TierState
 from secateur.recovery.config import ProgressiveRecipe
 from secateur.recovery.schedule import load_schedule
+from secateur.runs.session import calibration_windows, check_seqlen, load_model, perplexity_meter
 
 
 def _row(schedule, iteration: int):

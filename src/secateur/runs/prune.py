@@ -12,8 +12,8 @@ from secateur.config import PruneRecipe, to_dict
 from secateur.devices import resolve_device
 from secateur.evaluation.perplexity import PerplexityResult
 from secateur.export.save import check_output_dir, save_checkpoint
-from secateur.models.geometry import count_parameters
 from secateur.methods.base import Report, prune_step
+from secateur.models.geometry import count_parameters
 from secateur.runs.session import (
     calibration_windows,
     check_seqlen,
@@ -98,5 +98,3 @@ def build_manifest(recipe, loaded, report, dense, pruned, argv, seconds) -> dict
         },
         "timings": {**report.timings, "total_s": seconds},
     }
-
-

@@ -7,13 +7,12 @@ without it, the adapter folder is written and `secateur eval --model ADAPTER_DIR
 
 from __future__ import annotations
 
-from secateur.config import DEFAULT_DATASET
-
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from secateur.config import DEFAULT_DATASET
 from secateur.evaluation.perplexity import PerplexityResult
 from secateur.recovery.config import RecoverRecipe
 
@@ -36,12 +35,12 @@ def run_recover(
     note: Callable[[str], None] = print,
     argv: list[str] | None = None,
 ) -> RecoverRun:
-    from secateur.runs.session import check_seqlen, load_model, perplexity_meter, training_manifest
     from secateur.devices import resolve_device
     from secateur.export.adapters import base_reference, save_adapter
     from secateur.export.save import check_output_dir, save_checkpoint
     from secateur.recovery.finetune import is_main_process
     from secateur.recovery.lora import merge_keeping_masks, recover
+    from secateur.runs.session import check_seqlen, load_model, perplexity_meter, training_manifest
 
     started = time.perf_counter()
     if recipe.out is not None:

@@ -19,9 +19,9 @@ from secateur.data.tokens import calibration_stream, eval_stream, eval_windows, 
 from secateur.devices import resolve_device
 from secateur.errors import SecateurError
 from secateur.evaluation.perplexity import PerplexityResult, perplexity
-from secateur.models.adapter import ModelAdapter
 from secateur.export.loading import LoadedModel
 from secateur.export.loading import load_model as _load_model
+from secateur.models.adapter import ModelAdapter
 
 
 def load_model(name: str, dtype: str = "auto", device: str | None = None) -> LoadedModel:
