@@ -18,8 +18,9 @@ from typing import Any
 from secateur.errors import SecateurError
 from secateur.registry import REGISTRY
 
-# The sections a step may read; the others (calibration, evaluation) serve every run.
-METHOD_SECTIONS = ("prune", "structured", "depth", "osscar")
+# The sections of a PruneRecipe beside `prune` that belong to one method each; the others
+# (calibration, evaluation) serve every run.
+METHOD_SECTIONS = ("structured", "depth", "osscar")
 
 
 def step_for(method: str):
@@ -77,7 +78,7 @@ def check_recipe_sections(recipe: Any) -> None:
     """Across the sections of a PruneRecipe: e.g. depth options with a mask method."""
     method = recipe.prune.method
     step = step_for(method)
-    for section in METHOD_SECTIONS[1:]:
+    for section in METHOD_SECTIONS:
         refuse(_unread(getattr(recipe, section), section, step), method)
     step.check(recipe)
     _check_no_eval(recipe.evaluation, method)

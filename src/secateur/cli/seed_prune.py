@@ -13,6 +13,7 @@ fields themselves.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -108,7 +109,6 @@ def write_results_folder(folder: str, summary: str, manifest: dict) -> None:
 
 def run_finetune_after_prune(args: argparse.Namespace, recipe, show_progress: bool) -> str:
     """--finetune: LoRA recovery of the pruned output (the adapter goes to OUT_finetuned); its summary."""
-    from secateur.config import EvalConfig
     from secateur.recovery.config import LoraConfig, LoraTrainingConfig, RecoverRecipe
     from secateur.runs.recover import run_recover
 
@@ -141,16 +141,8 @@ def run_finetune_after_prune(args: argparse.Namespace, recipe, show_progress: bo
         overwrite=recipe.overwrite,
         lora=LoraConfig(**lora),
         finetune=LoraTrainingConfig(**training),
-        evaluation=EvalConfig(**{**_eval_fields(evaluation), **same_windows})
-        if evaluation.enabled
-        else evaluation,
+        evaluation=dataclasses.replace(evaluation, **same_windows) if evaluation.enabled else evaluation,
     )
     run = run_recover(recover, show_progress=show_progress, argv=None)
     after = f", perplexity {run.after.perplexity:.3f}" if run.after is not None else ""
     return f"LoRA recovery ({run.result.training.steps} steps{after}): adapter in {run.out}"
-
-
-def _eval_fields(evaluation) -> dict:
-    import dataclasses
-
-    return {f.name: getattr(evaluation, f.name) for f in dataclasses.fields(evaluation)}

@@ -19,14 +19,13 @@ from secateur.comparison.outputs import write_outputs
 from secateur.comparison.recipes import Recipe
 from secateur.comparison.result import CompareResult, CompareRow
 from secateur.config import CalibrationConfig, EvalConfig
-from secateur.data.sources import resolve_source
-from secateur.data.tokens import eval_stream, eval_windows
 from secateur.devices import resolve_device
-from secateur.evaluation.perplexity import PerplexityResult, perplexity
+from secateur.errors import SecateurError
+from secateur.evaluation.perplexity import PerplexityResult
 from secateur.export.save import check_output_dir
 from secateur.models.adapter import ModelAdapter
 from secateur.pruning.masking import prune_with_masks
-from secateur.runs.session import calibration_windows, check_seqlen, load_model
+from secateur.runs.session import calibration_windows, check_seqlen, load_model, perplexity_meter
 
 
 class WeightSnapshot:
@@ -65,23 +64,19 @@ def run_compare(
         check_output_dir(out, overwrite)
     device = resolve_device(recipes[0].config.device)
     loaded = load_model(model, dtype, recipes[0].config.device)
+    if not evaluation.enabled:
+        raise SecateurError("compare tabulates perplexity: evaluation cannot be turned off here")
     eval_seqlen = evaluation.seqlen or calibration.seqlen
     check_seqlen(loaded.adapter, calibration.seqlen)
-    check_seqlen(loaded.adapter, eval_seqlen, "--eval-seqlen")
     windows = calibration_windows(loaded.tokenizer, calibration)
     eval_name = evaluation.dataset or calibration.dataset
-    stream = eval_stream(loaded.tokenizer, resolve_source(eval_name))
-    test = eval_windows(stream, eval_seqlen, evaluation.max_windows, f"of {eval_name!r}")
+    # The table's rows say what each recipe gave; the meter's own line per measurement is not needed.
+    meter = perplexity_meter(
+        loaded, evaluation, eval_name, calibration.seqlen, device, show_progress, lambda message: None
+    )
 
     def measure() -> PerplexityResult:
-        return perplexity(
-            loaded.adapter,
-            test,
-            batch_size=evaluation.batch_size,
-            device=device,
-            dataset=eval_name,
-            show_progress=show_progress,
-        )
+        return meter("")
 
     dense = measure()
     note(f"dense perplexity on {eval_name}: {dense.perplexity:.3f}")

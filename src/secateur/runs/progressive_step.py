@@ -8,6 +8,7 @@ OUT/iterK/pruned_model (its tier map, tier_maps.safetensors, inside it). Fine-tu
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -74,8 +75,6 @@ def run_single_iteration(
     loaded = load_model(recipe.model, recipe.dtype, recipe.prune.device)
     check_seqlen(loaded.adapter, recipe.calibration.seqlen)
     windows = calibration_windows(loaded.tokenizer, recipe.calibration)
-    import dataclasses
-
     config = dataclasses.replace(recipe.prune, tiers=row.tiers_arg())
     report = prune_with_masks(loaded.adapter, config, windows, show_progress=show_progress, tier_state=state)
     measure = perplexity_meter(
