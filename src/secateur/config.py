@@ -85,7 +85,8 @@ class PruneConfig:
         "wanda (|W|·‖X‖), magnitude (|W|), sparsegpt (OBS mask + weight reconstruction), "
         "structured (remove attention groups and MLP channels; see --pruning-ratio), "
         "depth (remove decoder layers; see --num-layers), or osscar (MLP channels chosen and refit "
-        "for reconstruction; see --mlp-pruning-ratio)",
+        "for reconstruction; see --mlp-pruning-ratio), or experts (remove whole routed experts of a "
+        "mixture-of-experts model; see --experts-pruning-ratio)",
     )
     sparsity: float | None = option(
         None,
@@ -122,6 +123,11 @@ class PruneConfig:
     )
     topk: int = option(10, "tiered: weights kept in each TOPK tile (10 of 256 in a 16x16 tile)")
     tier_nm: str = option("2:4", "tiered: the N:M pattern inside N:M tiles", metavar="N:M")
+    expert_min_tokens: int = option(
+        16,
+        "mixture of experts: an expert routed fewer calibration tokens than this is pruned by "
+        "weight magnitude (its few tokens say too little about its inputs); the summary counts them",
+    )
     blocksize: int = option(128, "sparsegpt: columns per lazy weight update")
     percdamp: float = option(0.01, "sparsegpt: Hessian dampening, as a fraction of its mean diagonal")
 
@@ -131,6 +137,8 @@ class PruneConfig:
             raise SecateurError(f"--sparsity must be in [0, 1), got {self.sparsity}")
         if self.batch_size < 1:
             raise SecateurError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.expert_min_tokens < 0:
+            raise SecateurError(f"--expert-min-tokens must be >= 0, got {self.expert_min_tokens}")
         if self.blocksize < 1:
             raise SecateurError(f"--blocksize must be at least 1, got {self.blocksize}")
         if not self.percdamp >= 0:
@@ -273,6 +281,37 @@ class DepthConfig:
 
 
 @dataclass(frozen=True)
+class ExpertsConfig:
+    """Expert pruning: `secateur prune --method experts` removes whole routed experts per layer."""
+
+    experts_pruning_ratio: float | None = option(
+        None, "fraction of every MoE layer's routed experts to remove, in (0, 1) (rounded down)"
+    )
+    num_experts: int | None = option(
+        None, "routed experts to KEEP in every MoE layer (the config's num_experts becomes this)"
+    )
+    expert_score: str = option(
+        "reap",
+        "how experts are ranked: reap (mean router weight x expert output norm over the tokens routed "
+        "to it, Lasby et al. 2025) or frequency (how many calibration tokens it is routed)",
+    )
+
+    def __post_init__(self) -> None:
+        if self.expert_score not in EXPERT_SCORES:
+            raise SecateurError(
+                f"--expert-score must be one of {', '.join(EXPERT_SCORES)}, got {self.expert_score!r}"
+            )
+        ratio = self.experts_pruning_ratio
+        if ratio is not None and not 0.0 < ratio < 1.0:
+            raise SecateurError(f"--experts-pruning-ratio must be in (0, 1), got {ratio}")
+        if self.num_experts is not None and self.num_experts < 1:
+            raise SecateurError(f"--num-experts must be at least 1, got {self.num_experts}")
+
+
+EXPERT_SCORES = ("reap", "frequency")
+
+
+@dataclass(frozen=True)
 class OsscarConfig:
     """OSSCAR MLP pruning: `secateur prune --method osscar` (uses --round-to for the kept width)."""
 
@@ -328,6 +367,7 @@ class PruneRecipe:
     structured: StructuredConfig = field(default_factory=StructuredConfig)
     depth: DepthConfig = field(default_factory=DepthConfig)
     osscar: OsscarConfig = field(default_factory=OsscarConfig)
+    experts: ExpertsConfig = field(default_factory=ExpertsConfig)
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:

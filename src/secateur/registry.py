@@ -31,6 +31,7 @@ _BUILTIN_MODULES = (
     "secateur.methods.width",
     "secateur.methods.depth",
     "secateur.methods.osscar",
+    "secateur.methods.experts",
 )
 
 

@@ -20,7 +20,7 @@ from secateur.registry import REGISTRY
 
 # The sections of a PruneRecipe beside `prune` that belong to one method each; the others
 # (calibration, evaluation) serve every run.
-METHOD_SECTIONS = ("structured", "depth", "osscar")
+METHOD_SECTIONS = ("structured", "depth", "osscar", "experts")
 
 
 def step_for(method: str):

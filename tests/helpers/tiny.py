@@ -17,9 +17,13 @@ VOCAB = 260  # 256 byte symbols + end-of-text, rounded up
 # given the other kind's mask computes something else; logit soft-capping on.
 MODEL_TYPES = (
     "llama", "qwen2", "mistral", "qwen3", "granite", "gemma2", "gemma3_text", "phi3", "opt", "olmo2",
+    "mixtral", "qwen2_moe", "qwen3_moe", "gemma3",
 )  # fmt: skip
+# Mixture-of-experts families (4 experts, 2 per token; Qwen2-MoE with a shared expert and a dense
+# middle layer, so both kinds of layer are exercised).
+MOE_TYPES = ("mixtral", "qwen2_moe", "qwen3_moe")
 # Families whose structured slicing is not written yet (masks and depth only).
-MASK_ONLY = ("phi3", "opt", "olmo2")
+MASK_ONLY = ("phi3", "opt", "olmo2", "gemma3", *MOE_TYPES)
 _GEMMA = {
     "head_dim": 32,
     "sliding_window": 8,
@@ -33,6 +37,15 @@ _FAMILY_OVERRIDES = {
     "phi3": {"pad_token_id": 0},
     # OPT's sizes go by other names; its decoder has no rms_norm_eps (LayerNorm) and no GQA.
     "opt": {"ffn_dim": 128, "word_embed_proj_dim": 64, "pad_token_id": 1},
+    "mixtral": {"num_local_experts": 4, "num_experts_per_tok": 2},
+    "qwen2_moe": {
+        "num_experts": 4,
+        "num_experts_per_tok": 2,
+        "moe_intermediate_size": 32,
+        "shared_expert_intermediate_size": 48,
+        "mlp_only_layers": [1],
+    },
+    "qwen3_moe": {"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32, "head_dim": 32},
     "granite": {
         "logits_scaling": 4.0,
         "embedding_multiplier": 2.0,
@@ -49,11 +62,14 @@ def tiny_config(model_type: str = "llama", **overrides):
         GraniteConfig,
         LlamaConfig,
         MistralConfig,
+        MixtralConfig,
         Olmo2Config,
         OPTConfig,
         Phi3Config,
         Qwen2Config,
+        Qwen2MoeConfig,
         Qwen3Config,
+        Qwen3MoeConfig,
     )
 
     common = dict(
@@ -86,7 +102,17 @@ def tiny_config(model_type: str = "llama", **overrides):
         "phi3": Phi3Config,
         "opt": OPTConfig,
         "olmo2": Olmo2Config,
+        "mixtral": MixtralConfig,
+        "qwen2_moe": Qwen2MoeConfig,
+        "qwen3_moe": Qwen3MoeConfig,
     }
+    if model_type == "gemma3":  # multimodal: the text decoder's config nested, a tiny vision tower
+        from transformers import Gemma3Config
+
+        vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                      image_size=32, patch_size=8)  # fmt: skip
+        text = tiny_config("gemma3_text", **overrides).to_dict()
+        return Gemma3Config(text_config=text, vision_config=vision, mm_tokens_per_image=4)
     cls = classes[model_type]
     return cls(**common)
 
@@ -100,7 +126,7 @@ def tiny_model(model_type: str = "llama", seed: int = 0, dtype: torch.dtype = to
     # carry real structure and score ties are vanishingly rare.
     with torch.no_grad():
         for p in model.parameters():
-            if p.dim() == 2:
+            if p.dim() in (2, 3):  # 3-D: fused experts (one matrix per expert)
                 p.normal_(0, 0.2)
     return model.eval()
 

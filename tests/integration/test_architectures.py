@@ -7,17 +7,37 @@ import json
 import pytest
 
 from helpers.cli import prune_args
-from helpers.tiny import MASK_ONLY, MODEL_TYPES, save_tiny
+from helpers.tiny import MASK_ONLY, MODEL_TYPES, MOE_TYPES, save_tiny
 from secateur import api
 from secateur.cli.main import main
 
 METHODS = {
+    "magnitude": ("--method", "magnitude", "--sparsity", "0.5"),
+    "magnitude-block:16": ("--method", "magnitude", "--pattern", "block:16", "--sparsity", "0.5"),
+    "wanda": ("--method", "wanda", "--sparsity", "0.5"),
     "wanda-2:4": ("--method", "wanda", "--pattern", "2:4"),
+    "wanda-block:16": ("--method", "wanda", "--pattern", "block:16", "--sparsity", "0.5"),
+    "wanda-tiered": ("--method", "wanda", "--pattern", "tiered"),
     "sparsegpt": ("--method", "sparsegpt", "--sparsity", "0.5"),
+    "sparsegpt-2:4": ("--method", "sparsegpt", "--pattern", "2:4"),
+    "sparsegpt-block:16": ("--method", "sparsegpt", "--pattern", "block:16", "--sparsity", "0.5"),
     "structured": ("--method", "structured", "--pruning-ratio", "0.2"),
+    "structured-wanda-uniform": (
+        "--method",
+        "structured",
+        "--importance",
+        "wanda",
+        "--uniform",
+        "--pruning-ratio",
+        "0.2",
+        "--round-to",
+        "16",
+    ),
     "depth": ("--method", "depth", "--num-layers", "1"),
     "osscar": ("--method", "osscar", "--mlp-pruning-ratio", "0.25", "--round-to", "16", "--swaps", "2"),
+    "experts": ("--method", "experts", "--num-experts", "2"),
 }
+STRUCTURED = ("structured", "structured-wanda-uniform", "osscar")
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
@@ -26,9 +46,13 @@ def test_every_family_through_every_method(model_type, method, corpus, tmp_path,
     source = save_tiny(tmp_path / "dense", model_type)
     out = tmp_path / "pruned"
     args = prune_args(source, corpus, *METHODS[method], "--eval-windows", "2", "--out", str(out), "--quiet")
-    if model_type in MASK_ONLY and method in ("structured", "osscar"):
+    if model_type in MASK_ONLY and method in STRUCTURED:
         assert main(args) == 2 and not out.exists()  # refused in one line, before any work
         assert f"does not support {model_type} yet" in capsys.readouterr().err.strip().splitlines()[-1]
+        return
+    if method == "experts" and model_type not in MOE_TYPES:
+        assert main(args) == 2 and not out.exists()
+        assert "needs a mixture-of-experts model" in capsys.readouterr().err.strip().splitlines()[-1]
         return
     assert main(args) == 0
     manifest = json.loads((out / "secateur.json").read_text())
@@ -45,6 +69,10 @@ def test_every_family_through_every_method(model_type, method, corpus, tmp_path,
         ("llama", ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]),
         ("phi3", ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]),  # generic roles onto fused ones
         ("opt", ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]),  # no gate: left out
+        ("mixtral", ["q_proj", "k_proj", "v_proj", "o_proj"]),  # routed experts are fused tensors
+        ("qwen3_moe", ["q_proj", "k_proj", "v_proj", "o_proj"]),  # no dense layer in this one
+        # the dense layer's and the shared expert's projections share the leaf names
+        ("qwen2_moe", ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]),
     ],
 )
 def test_lora_default_targets_follow_the_family(model_type, expected):
@@ -60,3 +88,19 @@ def test_lora_default_targets_follow_the_family(model_type, expected):
     if model_type == "opt":  # asked for by name, a role the family lacks is an error
         with pytest.raises(SecateurError, match="matches no Linear"):
             target_names(adapter, ("gate",))
+
+
+def test_gemma3_multimodal_prunes_the_text_decoder_and_keeps_the_vision_tower(token_windows):
+    import torch
+
+    from helpers.tiny import tiny_model
+    from secateur.config import PruneConfig
+
+    model, dense = tiny_model("gemma3"), tiny_model("gemma3")
+    api.prune(
+        model, PruneConfig(method="sparsegpt", pattern="2:4"), token_windows(4, 32), show_progress=False
+    )
+    vision = [(n, p) for n, p in model.named_parameters() if "vision_tower" in n or "multi_modal" in n]
+    assert vision and all(torch.equal(p, dense.get_parameter(n)) for n, p in vision)
+    text = model.model.language_model.layers[0].mlp.down_proj.weight
+    assert float((text == 0).float().mean()) == 0.5

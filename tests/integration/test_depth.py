@@ -41,7 +41,7 @@ def test_removing_layers_equals_skipping_them_and_generate_works(model_type, tmp
     ids = torch.randint(0, 256, (2, 20))
     with torch.no_grad():
         assert torch.allclose(model(ids).logits, reference(ids).logits, atol=1e-6)
-    assert model.config.num_hidden_layers == 3
+    assert ModelAdapter(model).config.num_hidden_layers == 3  # the decoder's (Gemma 3: text_config)
     assert [layer.self_attn.layer_idx for layer in ModelAdapter(model).decoder_layers()] == [0, 1, 2]
     model.save_pretrained(tmp_path)
     reloaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()

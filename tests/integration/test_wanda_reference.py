@@ -8,7 +8,7 @@ order, so each layer sees the outputs of the already-pruned layers before it, as
 import pytest
 import torch
 
-from helpers.tiny import MODEL_TYPES, tiny_model
+from helpers.tiny import MODEL_TYPES, MOE_TYPES, tiny_model
 from secateur import api
 from secateur.config import PruneConfig
 from secateur.errors import SecateurError
@@ -68,11 +68,15 @@ def _zero_masks(model):
     return {
         name: (m.weight == 0)
         for name, m in model.named_modules()
-        if isinstance(m, torch.nn.Linear) and "layers" in name
+        if isinstance(m, torch.nn.Linear)
+        and "layers" in name
+        and "vision_tower" not in name  # Gemma 3's is kept
     }
 
 
-@pytest.mark.parametrize("model_type", MODEL_TYPES)
+# The reference hooks nn.Linear modules; routed experts are fused tensors, and their per-expert
+# statistics are checked against the router's choices by hand in test_experts.py.
+@pytest.mark.parametrize("model_type", [t for t in MODEL_TYPES if t not in MOE_TYPES])
 @pytest.mark.parametrize(("pattern", "nm"), [("unstructured", None), ("2:4", (2, 4)), ("4:8", (4, 8))])
 def test_wanda_masks_equal_reference(model_type, pattern, nm):
     windows = _windows()

@@ -1,18 +1,20 @@
 import pytest
 
-from helpers.tiny import MODEL_TYPES, tiny_model
+from helpers.tiny import MODEL_TYPES, MOE_TYPES, tiny_model
 from secateur.errors import SecateurError
 from secateur.models.adapter import ModelAdapter
 
 
 @pytest.mark.parametrize(
-    "model_type", [t for t in MODEL_TYPES if t not in ("phi3", "opt")]
-)  # fused / no gate
+    "model_type", [t for t in MODEL_TYPES if t not in ("phi3", "opt", *MOE_TYPES)]
+)  # fused / no gate / experts (test_moe_roles_are_views_of_the_fused_experts)
 def test_roles_and_geometry(model_type):
     model = tiny_model(model_type, num_attention_heads=8, num_key_value_heads=2)
     adapter = ModelAdapter(model)
     g = adapter.geometry()
-    head_dim = 32 if model_type in ("qwen3", "gemma2", "gemma3_text") else 64 // 8  # given in their configs
+    head_dim = (
+        32 if model_type in ("qwen3", "gemma2", "gemma3_text", "gemma3") else 64 // 8
+    )  # given in their configs
     assert (g.num_heads, g.num_kv_heads, g.head_dim, g.gqa_ratio) == (8, 2, head_dim, 4)
     layer = adapter.decoder_layers()[1]
     linears = adapter.linears(layer)
@@ -54,3 +56,27 @@ def test_fused_and_gateless_families_map_their_roles():
     assert opt.geometry().gqa_ratio == 1 and opt.final_norm() is opt.model.model.decoder.final_layer_norm
     with pytest.raises(SecateurError, match="--method structured does not support opt yet"):
         opt.require_structured("structured")
+
+
+@pytest.mark.parametrize("model_type", MOE_TYPES)
+def test_moe_roles_are_views_of_the_fused_experts(model_type):
+    """Each expert's gate/up/down is a Linear over a slice of the fused tensors: writing it writes them."""
+    import torch
+
+    model = tiny_model(model_type)
+    adapter = ModelAdapter(model)
+    layer = adapter.decoder_layers()[0]
+    linears = adapter.linears(layer)
+    experts = layer.mlp.experts
+    count, width = experts.gate_up_proj.shape[0], experts.gate_up_proj.shape[1] // 2
+    expert_roles = [r for r in linears if r.startswith("experts.")]
+    assert expert_roles == [f"experts.{e}.{p}" for e in range(count) for p in ("gate", "up", "down")]
+    assert torch.equal(linears["experts.1.up"].weight, experts.gate_up_proj[1, width:])
+    assert torch.equal(linears["experts.2.down"].weight, experts.down_proj[2])
+    with torch.no_grad():
+        linears["experts.1.gate"].weight.zero_()
+    assert not experts.gate_up_proj[1, :width].any() and experts.gate_up_proj[1, width:].any()
+    assert adapter.linear_names(0)["experts.1.gate"] == "model.layers.0.mlp.experts.1.gate"
+    fused = adapter.weight_parameters(0)
+    assert fused["model.layers.0.mlp.experts.gate_up_proj"] is experts.gate_up_proj
+    assert "experts.0.gate" not in str(list(fused))  # views are never trained or guarded

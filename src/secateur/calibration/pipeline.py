@@ -104,17 +104,19 @@ def run_layers(
         home = module_device(layer)
         layer.to(device)
         try:
-            context = LayerContext(
-                index=index,
-                name=adapter.layer_name(index),
-                layer=layer,
-                linears=adapter.linears(layer),
-                inputs=inputs,
-                device=device,
-            )
-            visit(context)
-            pause_point(f"{desc}-layer-{index}")  # fault tests kill the process here
-            if inputs is not None and not context.propagated and (propagate_last or index < len(layers) - 1):
-                context.propagate()
+            with adapter.visiting(layer) as linears:
+                context = LayerContext(
+                    index=index,
+                    name=adapter.layer_name(index),
+                    layer=layer,
+                    linears=linears,
+                    inputs=inputs,
+                    device=device,
+                )
+                visit(context)
+                pause_point(f"{desc}-layer-{index}")  # fault tests kill the process here
+                last = index == len(layers) - 1
+                if inputs is not None and not context.propagated and (propagate_last or not last):
+                    context.propagate()
         finally:
             layer.to(home)

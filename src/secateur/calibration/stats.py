@@ -49,6 +49,11 @@ class InputStats:
     def for_module(cls, module: nn.Linear) -> InputStats:
         return cls(torch.zeros(module.in_features, dtype=torch.float32, device=module.weight.device))
 
+    @classmethod
+    def neutral(cls, module: nn.Linear) -> InputStats:
+        """Every input equally strong: Wanda's |W|·‖X‖ ranks as |W| (magnitude)."""
+        return cls(torch.ones(module.in_features, dtype=torch.float32, device=module.weight.device))
+
     def add(self, x2d: torch.Tensor) -> None:
         self.sum_sq += column_sum_of_squares(x2d)
         self.tokens += x2d.shape[0]
@@ -72,6 +77,12 @@ class HessianStats:
         n = module.in_features
         return cls(torch.zeros(n, n, dtype=torch.float32, device=module.weight.device))
 
+    @classmethod
+    def neutral(cls, module: nn.Linear) -> HessianStats:
+        """An identity Hessian: SparseGPT's OBS score is then w², and no kept weight is updated."""
+        n = module.in_features
+        return cls(torch.eye(n, dtype=torch.float32, device=module.weight.device), tokens=2)
+
     def add(self, x2d: torch.Tensor) -> None:
         for chunk in _fp32_chunks(x2d):
             self.xtx.addmm_(chunk.T, chunk)
@@ -88,6 +99,8 @@ class InputCollector:
     modules: dict[str, nn.Linear]
     make: Callable[[nn.Linear], InputStats | HessianStats] = InputStats.for_module
     stats: dict = field(default_factory=dict)
+    # What stands in for statistics that were never gathered (see pruning.statistics).
+    neutral: Callable[[nn.Linear], InputStats | HessianStats] = InputStats.neutral
 
     @contextmanager
     def attached(self) -> Iterator[dict]:

@@ -33,7 +33,7 @@ def _unique(kind: str) -> list:
 
 def run_models(args: argparse.Namespace) -> int:
     from secateur.evaluation.summary import format_table
-    from secateur.models.adapter import supported_model_types
+    from secateur.models.adapter import methods_for, spec_for, supported_model_types
 
     rows = [
         [
@@ -46,7 +46,11 @@ def run_models(args: argparse.Namespace) -> int:
         for m in _unique("model")
     ]
     print(format_table(["model", "architecture", "parameters", "cached", "description"], rows))
-    print(f"\nsupported architectures for any local folder or hub id: {', '.join(supported_model_types())}")
+    print("\nsupported architectures (config.json model_type), for any local folder or hub id:")
+    specs = [spec_for(name) for name in supported_model_types()]
+    rows = [[spec.model_type, ", ".join(methods_for(spec)), spec.notes] for spec in specs]
+    print(format_table(["architecture", "methods", "notes"], rows))
+    print("mask methods take every pattern: unstructured, N:M, block:B, tiered")
     return 0
 
 

@@ -18,6 +18,7 @@ from secateur.config import (
     CalibrationConfig,
     DepthConfig,
     EvalConfig,
+    ExpertsConfig,
     OsscarConfig,
     PruneConfig,
     PruneRecipe,
@@ -35,6 +36,7 @@ SECTIONS = (
     ("structured", StructuredConfig),
     ("depth", DepthConfig),
     ("osscar", OsscarConfig),
+    ("experts", ExpertsConfig),
 )
 
 

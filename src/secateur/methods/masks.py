@@ -18,7 +18,10 @@ from secateur.pruning.masking import PruneReport, prune_with_masks
 from secateur.registry import REGISTRY, register
 
 # PruneConfig fields every mask method reads (beyond COMMON); the rest are methods' own settings.
-SHARED = ("sparsity", "pattern", "skip_layers", "offload_activations", "owl", "tiers", "topk", "tier_nm")
+SHARED = (
+    "sparsity", "pattern", "skip_layers", "offload_activations", "owl", "tiers", "topk", "tier_nm",
+    "expert_min_tokens",
+)  # fmt: skip
 
 
 def method_settings(prune) -> set[str]:
@@ -35,12 +38,20 @@ def check_prune(prune) -> None:
     own = {f.name for f in dataclasses.fields(REGISTRY.get("method", prune.method))}
     foreign = [changed[n] for n in sorted(method_settings(prune) - own) if n in changed]
     refuse(foreign, prune.method, f"--method {prune.method} has no such setting (sparsegpt's solver has)")
+    method = REGISTRY.get("method", prune.method)
+    if not method.needs_activations and "expert_min_tokens" in changed:
+        refuse([changed["expert_min_tokens"]], prune.method, f"--method {prune.method} reads no statistics")
     if not isinstance(prune.pattern_object(), Tiered):
         tiered_only = [changed[n] for n in ("topk", "tier_nm") if n in changed]
         refuse(tiered_only, prune.method, f"--pattern {prune.pattern} has no tiers")
 
 
 def _run(loaded, recipe, windows, device, show_progress: bool, note: Callable[[str], None]) -> StepResult:
+    from secateur.unused_options import changed_fields, refuse
+
+    if not loaded.adapter.has_experts:
+        given = [f for f in changed_fields(recipe.prune) if f.name == "expert_min_tokens"]
+        refuse(given, recipe.prune.method, f"{loaded.adapter.spec.model_type} has no routed experts")
     report = prune_with_masks(loaded.adapter, recipe.prune, windows, show_progress=show_progress)
     note(f"pruned in {report.timings['prune_s']:.1f}s; sparsity {report.sparsity.actual:.4f}")
     return StepResult(report, tier_files(report, recipe))
@@ -99,6 +110,11 @@ def summary(run) -> str:
         rows.insert(1, ["tiles (dense / N:M / top-k)", shares])
     if recipe.prune.owl:
         rows.insert(1, ["OWL (M, lambda)", recipe.prune.owl])
+    if report.expert_fallbacks:
+        per_layer = ", ".join(f"layer {i}: {len(e)}" for i, e in sorted(report.expert_fallbacks.items()))
+        rows.insert(
+            1, [f"experts pruned by magnitude (< {recipe.prune.expert_min_tokens} tokens)", per_layer]
+        )
     if run.out is not None:
         rows.append(["saved to", str(run.out)])
     lines.append(format_table(["summary", "value"], rows))

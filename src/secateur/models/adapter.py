@@ -7,7 +7,8 @@ the rest of secateur asks about a loaded model through that row.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,13 @@ import torch
 from torch import nn
 
 from secateur.errors import SecateurError
+from secateur.models.experts import (
+    ExpertLayout,
+    ExpertObserver,
+    expert_linears,
+    parse_expert_role,
+    routed_through,
+)
 from secateur.models.geometry import AttentionGeometry, LayerShape
 from secateur.registry import REGISTRY
 
@@ -52,11 +60,27 @@ class ArchitectureSpec:
     # What the family's CausalLM forward does to lm_head's output (Granite divides by
     # logits_scaling): perplexity forms logits from hidden states itself, so it must do the same.
     logits_transform: Callable[[Any, torch.Tensor], torch.Tensor] | None = None
+    # Mixture-of-experts families: where the routed experts live (see models.experts); their
+    # per-expert projections join the Linears as roles "experts.E.gate|up|down".
+    experts: ExpertLayout | None = None
+    # Roles some layers lack (a Qwen-MoE layer has either a dense MLP or a shared expert).
+    optional_roles: frozenset[str] = frozenset()
     notes: str = ""
 
 
 def supported_model_types() -> list[str]:
     return REGISTRY.names("architecture")
+
+
+def methods_for(spec: ArchitectureSpec) -> list[str]:
+    """The prune methods a family admits (what `secateur models` lists; the others refuse it)."""
+    methods = ["magnitude", "wanda", "sparsegpt"]
+    if spec.structured:
+        methods += ["structured", "osscar"]
+    methods.append("depth")
+    if spec.experts is not None:
+        methods.append("experts")
+    return methods
 
 
 def spec_for(model_type: str | None) -> ArchitectureSpec:
@@ -75,13 +99,24 @@ def _get(root: nn.Module, dotted: str) -> nn.Module:
     return module
 
 
+def _find(root: nn.Module, dotted: str) -> nn.Module | None:
+    module = root
+    for part in dotted.split("."):
+        module = getattr(module, part, None)
+        if module is None:
+            return None
+    return module
+
+
 class ModelAdapter:
     """Answers architecture questions about one loaded model."""
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
-        self.config = model.config
-        self.spec = spec_for(getattr(self.config, "model_type", None))
+        self.spec = spec_for(getattr(model.config, "model_type", None))
+        # The decoder's own config: a multimodal checkpoint (Gemma 3) nests it as text_config, and
+        # that nested object is what its text layers read and what a save writes back.
+        self.config = model.config.get_text_config()
 
     # Layers and modules -------------------------------------------------------------------------
     def decoder_layers(self) -> nn.ModuleList:
@@ -91,13 +126,66 @@ class ModelAdapter:
         return f"{self.spec.layers_path}.{index}"
 
     def linears(self, layer: nn.Module) -> dict[str, nn.Linear]:
-        """role -> Linear, in the order the layer's forward calls them (none of a removed sub-block)."""
+        """role -> Linear, in the order the layer's forward calls them (none of a removed sub-block).
+
+        For a mixture-of-experts layer, each routed expert's gate, up and down projections follow
+        as "experts.E.gate" ... (Linear views of the fused expert parameters: see models.experts).
+        """
         from secateur.models.skipped import SkippedBlock
 
         found = {}
         for role, path in self.spec.roles.items():
-            if not isinstance(_get(layer, path.split(".")[0]), SkippedBlock):
-                found[role] = _get(layer, path)
+            if isinstance(_get(layer, path.split(".")[0]), SkippedBlock):
+                continue
+            module = _find(layer, path) if role in self.spec.optional_roles else _get(layer, path)
+            if module is not None:
+                found[role] = module
+        experts = self.experts_of(layer)
+        if experts is not None:
+            found.update(expert_linears(experts, self.spec.experts))
+        return found
+
+    def experts_of(self, layer: nn.Module) -> nn.Module | None:
+        """The layer's routed experts module; None for dense families and dense layers."""
+        from secateur.models.skipped import SkippedBlock
+
+        layout = self.spec.experts
+        if layout is None or isinstance(getattr(layer, layout.block, None), SkippedBlock):
+            return None
+        return layout.experts_of(layer)
+
+    @property
+    def has_experts(self) -> bool:
+        return any(self.experts_of(layer) is not None for layer in self.decoder_layers())
+
+    @contextmanager
+    def visiting(self, layer: nn.Module, observer: ExpertObserver | None = None) -> Iterator[dict]:
+        """The layer's Linears, with its experts (if any) computing through them while inside, so
+        hooks on an expert's projections see exactly the tokens its router sends it."""
+        linears = self.linears(layer)
+        experts = self.experts_of(layer)
+        if experts is None:
+            yield linears
+            return
+        views = {role: linear for role, linear in linears.items() if parse_expert_role(role)}
+        with routed_through(experts, views, observer):
+            yield linears
+
+    def weight_parameters(self, index: int) -> dict[str, nn.Parameter]:
+        """parameter name -> the real parameter behind the layer's Linears (a fused expert tensor
+        once, not its views): what training updates and masks must guard."""
+        layer = self.decoder_layers()[index]
+        names = self.linear_names(index)
+        found = {
+            f"{names[role]}.weight": linear.weight
+            for role, linear in self.linears(layer).items()
+            if not parse_expert_role(role)
+        }
+        experts = self.experts_of(layer)
+        if experts is not None:
+            prefix = f"{self.layer_name(index)}.{self.spec.experts.block}.{self.spec.experts.experts}"
+            for attribute in (self.spec.experts.gate_up, self.spec.experts.down):
+                found[f"{prefix}.{attribute}"] = getattr(experts, attribute)
         return found
 
     def sub_block(self, layer: nn.Module, kind: str) -> nn.Module:
@@ -108,8 +196,15 @@ class ModelAdapter:
         setattr(layer, self.spec.attention_path if kind == "attention" else self.spec.mlp_path, module)
 
     def linear_names(self, index: int) -> dict[str, str]:
-        """role -> full module name, as in `model.named_modules()`."""
-        return {role: f"{self.layer_name(index)}.{path}" for role, path in self.spec.roles.items()}
+        """role -> full module name, as in `model.named_modules()` (an expert's projection, which is
+        a slice of a fused parameter, gets the name it would have unfused: "...mlp.experts.3.gate")."""
+        prefix = self.layer_name(index)
+        names = {role: f"{prefix}.{path}" for role, path in self.spec.roles.items()}
+        for role in self.linears(self.decoder_layers()[index]):
+            parsed = parse_expert_role(role)
+            if parsed is not None:
+                names[role] = f"{prefix}.{self.spec.experts.path(*parsed)}"
+        return names
 
     def base_model(self) -> nn.Module:
         return _get(self.model, self.spec.base_path)
@@ -179,6 +274,14 @@ class ModelAdapter:
         layer_types = getattr(self.config, "layer_types", None)
         if isinstance(layer_types, list) and len(layer_types) == old_count:
             values["layer_types"] = [t for i, t in enumerate(layer_types) if i not in gone]
+        if self.spec.experts is not None and hasattr(self.config, "mlp_only_layers"):
+            # Qwen-MoE say which layers are dense by index (and every decoder_sparse_step-th):
+            # after a removal the indices move, so the dense layers are listed as they now are.
+            layers = self.decoder_layers()
+            values["mlp_only_layers"] = [
+                i for i, layer in enumerate(layers) if self.experts_of(layer) is None
+            ]
+            values["decoder_sparse_step"] = 1
         self.update_config(**values)
 
     def layer_kinds(self) -> tuple[str, ...]:
@@ -194,7 +297,7 @@ class ModelAdapter:
         """One line, before any work, for a family whose structured slicing is not written yet."""
         if not self.spec.structured:
             raise SecateurError(
-                f"--method {method} does not support {self.config.model_type} yet ({self.spec.notes}); "
+                f"--method {method} does not support {self.spec.model_type} yet ({self.spec.notes}); "
                 "use a mask method (wanda, sparsegpt, magnitude) or --method depth"
             )
 

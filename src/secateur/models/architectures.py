@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from secateur.models.adapter import ArchitectureSpec
+from secateur.models.experts import ExpertLayout
 from secateur.registry import register
 
 LLAMA = register("architecture", "llama")(
@@ -50,6 +51,22 @@ GEMMA3_TEXT = register("architecture", "gemma3_text")(
         model_type="gemma3_text", logits_transform=_final_softcap, notes="Gemma 3 (text models, 1B)"
     )
 )
+GEMMA3 = register("architecture", "gemma3")(
+    # The multimodal checkpoints (4B and up) load as Gemma3ForConditionalGeneration: the text
+    # decoder is model.language_model, configured by text_config; the vision tower is left alone.
+    ArchitectureSpec(
+        model_type="gemma3",
+        base_path="model.language_model",
+        layers_path="model.language_model.layers",
+        final_norm_path="model.language_model.norm",
+        # Its head applies no soft-capping (Gemma 3's released configs set none anyway).
+        # Its checkpoints name weights language_model.model.* (transformers renames them on load),
+        # which load_pruned's per-layer rebuild does not map yet: structured width refused.
+        structured=False,
+        notes="Gemma 3 multimodal (4B+): the text decoder is pruned, the vision tower kept; "
+        "structured width not yet",
+    )
+)
 PHI3 = register("architecture", "phi3")(
     # Fused qkv_proj and gate_up_proj: mask pruning treats each as one Linear, which is exact for
     # every pattern (N:M groups and blocks run along a row's inputs, shared by all its parts).
@@ -93,5 +110,45 @@ OLMO2 = register("architecture", "olmo2")(
         model_type="olmo2",
         structured=False,
         notes="OLMo 2 (norms after each sub-block; q/k norms over all heads: no structured slicing)",
+    )
+)
+
+# Mixture of experts. transformers 5 fuses each layer's experts into 3-D parameters (see
+# models.experts); the router (mlp.gate) is never pruned, nor Qwen2-MoE's shared-expert gate.
+_ATTENTION_ROLES = {role: f"self_attn.{role}_proj" for role in ("q", "k", "v", "o")}
+_DENSE_MLP_ROLES = {role: f"mlp.{role}_proj" for role in ("gate", "up", "down")}
+MIXTRAL = register("architecture", "mixtral")(
+    ArchitectureSpec(
+        model_type="mixtral",
+        roles=dict(_ATTENTION_ROLES),
+        experts=ExpertLayout(count_key="num_local_experts"),
+        structured=False,
+        notes="Mixtral (routed experts; structured width not yet: masks, depth, experts)",
+    )
+)
+QWEN2_MOE = register("architecture", "qwen2_moe")(
+    # A shared expert beside the routed ones, and dense MLP layers where mlp_only_layers says.
+    ArchitectureSpec(
+        model_type="qwen2_moe",
+        roles={
+            **_ATTENTION_ROLES,
+            **{f"shared_{role}": f"mlp.shared_expert.{role}_proj" for role in ("gate", "up", "down")},
+            **_DENSE_MLP_ROLES,
+        },
+        optional_roles=frozenset({"shared_gate", "shared_up", "shared_down", "gate", "up", "down"}),
+        attention_bias=True,
+        experts=ExpertLayout(),
+        structured=False,
+        notes="Qwen1.5-MoE, Qwen2-MoE (shared expert; structured width not yet: masks, depth, experts)",
+    )
+)
+QWEN3_MOE = register("architecture", "qwen3_moe")(
+    ArchitectureSpec(
+        model_type="qwen3_moe",
+        roles={**_ATTENTION_ROLES, **_DENSE_MLP_ROLES},
+        optional_roles=frozenset({"gate", "up", "down"}),
+        experts=ExpertLayout(),
+        structured=False,
+        notes="Qwen3-MoE (q/k norms per head; structured width not yet: masks, depth, experts)",
     )
 )

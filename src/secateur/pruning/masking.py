@@ -24,7 +24,8 @@ from secateur.patterns.tiered import Tiered, tier_shares
 from secateur.pruning.layers import resolve_skip_layers
 from secateur.pruning.method import PruningMethod, build_method
 from secateur.pruning.owl import measure_outlier_ratios
-from secateur.pruning.tiered import TierPruner, TierState, layer_statistics
+from secateur.pruning.statistics import layer_statistics
+from secateur.pruning.tiered import TierPruner, TierState
 from secateur.scoring.owl import OwlSettings, allocate
 
 
@@ -41,6 +42,9 @@ class PruneReport:
     timings: dict[str, float] = field(default_factory=dict)
     memory: dict[str, float] = field(default_factory=dict)
     tier_maps: dict[str, torch.Tensor] | None = None  # tiered pattern: int8 tier per tile, by module
+    # Mixture of experts: layer -> experts that received fewer than --expert-min-tokens calibration
+    # tokens and were pruned by magnitude instead (see pruning.statistics).
+    expert_fallbacks: dict[int, list[int]] = field(default_factory=dict)
 
     def tier_summary(self) -> dict | None:
         """Share of tiles in each tier over all tiered modules (None for other patterns)."""
@@ -59,6 +63,7 @@ class PruneReport:
             "sparsity": self.sparsity.to_dict(),
             "timings": self.timings,
             "memory": self.memory,
+            "expert_fallbacks": {str(k): v for k, v in self.expert_fallbacks.items()},
         }
 
 
@@ -69,7 +74,9 @@ class MaskPruner:
     method: PruningMethod
     pattern: Pattern
     layer_sparsity: dict[int, float]  # targeted layers only
+    expert_min_tokens: int = 0
     pruned: dict[tuple[int, str], int] = field(default_factory=dict)  # (layer, role) -> weights removed
+    fallbacks: dict[int, list[int]] = field(default_factory=dict)  # layer -> experts pruned by magnitude
 
     @torch.no_grad()
     def __call__(self, ctx: LayerContext) -> None:
@@ -78,7 +85,9 @@ class MaskPruner:
             return
         for role, linear in ctx.linears.items():
             self.pattern.check_shape(tuple(linear.weight.shape), f"{ctx.name} {role}_proj")
-        stats = layer_statistics(self.method, ctx)
+        stats, starved = layer_statistics(self.method, ctx, self.expert_min_tokens)
+        if starved:
+            self.fallbacks[ctx.index] = starved
         for role, linear in ctx.linears.items():
             keep = self.method.prune(linear, stats.get(role), self.pattern, sparsity)
             self.pruned[(ctx.index, role)] = int((~keep).sum())
@@ -159,9 +168,9 @@ def prune_with_masks(
     if isinstance(pattern, Tiered):
         tier_state = tier_state if tier_state is not None else TierState()
         names = {i: adapter.linear_names(i) for i in targeted}
-        visitor = TierPruner(method, pattern, targeted, names, tier_state)
+        visitor = TierPruner(method, pattern, targeted, names, tier_state, config.expert_min_tokens)
     else:
-        visitor = MaskPruner(method, pattern, layer_sparsity)
+        visitor = MaskPruner(method, pattern, layer_sparsity, config.expert_min_tokens)
     run_layers(
         adapter,
         visitor,
@@ -192,4 +201,5 @@ def prune_with_masks(
         timings=timings,
         memory=memory,
         tier_maps=tier_state.maps if isinstance(visitor, TierPruner) else None,
+        expert_fallbacks=visitor.fallbacks,
     )

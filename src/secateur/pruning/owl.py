@@ -14,6 +14,7 @@ import torch
 from secateur.calibration.capture import LayerInputs
 from secateur.calibration.pipeline import LayerContext, run_layers
 from secateur.models.adapter import ModelAdapter
+from secateur.pruning.statistics import layer_statistics
 from secateur.scoring.owl import outlier_ratio
 from secateur.scoring.wanda import Wanda
 
@@ -33,8 +34,7 @@ def measure_outlier_ratios(
     def visit(ctx: LayerContext) -> None:
         if ctx.index not in layers:
             return
-        with wanda.collector(ctx.linears).attached() as stats:
-            ctx.observe(stop_after=list(ctx.linears.values())[-1])
+        stats, _ = layer_statistics(wanda, ctx)  # an expert no token reaches: its magnitudes
         scores = [wanda.score(linear.weight, stats[role]) for role, linear in ctx.linears.items()]
         ratios[ctx.index] = outlier_ratio(scores, multiple)
 

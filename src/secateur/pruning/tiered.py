@@ -17,6 +17,7 @@ from secateur.calibration.pipeline import LayerContext
 from secateur.errors import SecateurError, VerificationError
 from secateur.patterns.tiered import DENSE, Tiered
 from secateur.pruning.method import PruningMethod
+from secateur.pruning.statistics import layer_statistics
 
 
 @dataclass
@@ -25,16 +26,6 @@ class TierState:
 
     maps: dict[str, torch.Tensor] = field(default_factory=dict)
     progressive: bool = False
-
-
-def layer_statistics(method: PruningMethod, ctx: LayerContext) -> dict:
-    """Run the layer's calibration batches with the method's collector attached (if it has one)."""
-    collector = method.collector(ctx.linears)
-    if collector is None:
-        return {}
-    with collector.attached() as stats:
-        ctx.observe(stop_after=list(ctx.linears.values())[-1])
-    return stats
 
 
 @dataclass
@@ -46,7 +37,9 @@ class TierPruner:
     targeted: frozenset[int]
     names: dict[int, dict[str, str]]  # layer -> role -> module name (the tier maps' keys)
     state: TierState
+    expert_min_tokens: int = 0
     pruned: dict[tuple[int, str], int] = field(default_factory=dict)
+    fallbacks: dict[int, list[int]] = field(default_factory=dict)  # layer -> experts pruned by magnitude
     retier_seconds: float = 0.0  # scoring + tiering + masking, without the statistics pass
 
     def __post_init__(self) -> None:
@@ -59,7 +52,9 @@ class TierPruner:
             return
         for role, linear in ctx.linears.items():
             self.pattern.check_shape(tuple(linear.weight.shape), f"{ctx.name} {role}_proj")
-        stats = layer_statistics(self.method, ctx)
+        stats, starved = layer_statistics(self.method, ctx, self.expert_min_tokens)
+        if starved:
+            self.fallbacks[ctx.index] = starved
         start = time.perf_counter()
         for role, linear in ctx.linears.items():
             name = self.names[ctx.index][role]

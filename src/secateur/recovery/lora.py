@@ -32,20 +32,24 @@ def target_names(adapter: ModelAdapter, targets: tuple[str, ...], default: bool 
     """Roles (q, ..., down) -> the module leaf names peft matches; other entries are taken as names.
 
     Fused families map generic roles onto theirs (Phi-3: q, k, v -> qkv). With the default targets,
-    a role the family lacks (OPT has no gate) is left out; asked for by name, it is an error.
+    a role the family or checkpoint lacks (OPT has no gate) is left out; asked for by name, it is an
+    error. Routed experts are never LoRA targets (fused 3-D tensors; peft wraps Linears).
     """
-    names = []
-    roles, aliases = adapter.spec.roles, adapter.spec.role_aliases
-    for target in targets:
-        role = aliases.get(target, target)
-        if default and target in ROLES and role not in roles:
-            continue
-        names.append(roles.get(role, role).split(".")[-1])
     present = {
         name.split(".")[-1]
         for name, module in adapter.model.named_modules()
         if isinstance(module, torch.nn.Linear)
     }
+    names = []
+    roles, aliases = adapter.spec.roles, adapter.spec.role_aliases
+    for target in targets:
+        role = aliases.get(target, target)
+        name = roles.get(role, role).split(".")[-1]
+        # Default targets skip what this family or checkpoint lacks (OPT's gate; a Qwen3-MoE
+        # without dense layers has no gate_proj: its routed experts are fused tensors, not Linears).
+        if default and target in ROLES and (role not in roles or name not in present):
+            continue
+        names.append(name)
     missing = [name for name in names if name not in present]
     if missing:
         raise SecateurError(
@@ -79,7 +83,7 @@ def attach_lora(model, config: LoraConfig, gradient_checkpointing: bool = False)
 def merge_keeping_masks(wrapped, masks: WeightMasks):
     """Merge the adapters into the base weights, zero the pruned weights again, verify; the plain model."""
     merged = wrapped.merge_and_unload()
-    held = WeightMasks([(name, merged.get_submodule(name).weight, keep) for name, _, keep in masks.entries])
+    held = WeightMasks([(name, merged.get_parameter(name), keep) for name, _, keep in masks.entries])
     held.apply()
     held.verify()
     return merged

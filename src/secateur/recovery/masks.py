@@ -22,7 +22,7 @@ from secateur.models.adapter import ModelAdapter
 
 @dataclass
 class WeightMasks:
-    """(module name, weight, keep-mask) for every decoder Linear that has zeros."""
+    """(name, weight, keep-mask) for every decoder weight that has zeros (a fused expert tensor whole)."""
 
     entries: list[tuple[str, nn.Parameter, torch.Tensor]]
 
@@ -31,12 +31,11 @@ class WeightMasks:
     def from_zeros(cls, adapter: ModelAdapter) -> WeightMasks:
         """Every weight that is exactly zero now is pruned and must stay zero."""
         entries = []
-        for index, layer in enumerate(adapter.decoder_layers()):
-            names = adapter.linear_names(index)
-            for role, linear in adapter.linears(layer).items():
-                keep = linear.weight != 0
+        for index in range(adapter.num_layers()):
+            for name, weight in adapter.weight_parameters(index).items():
+                keep = weight != 0
                 if not bool(keep.all()):
-                    entries.append((names[role], linear.weight, keep))
+                    entries.append((name, weight, keep))
         return cls(entries)
 
     @property

@@ -31,7 +31,7 @@ class Wanda(ScoreMethod):
     needs_activations = True
 
     def collector(self, linears: dict[str, nn.Linear]) -> InputCollector:
-        return InputCollector(linears, InputStats.for_module)
+        return InputCollector(linears, InputStats.for_module, neutral=InputStats.neutral)
 
     def score(self, weight: torch.Tensor, stats: InputStats | None) -> torch.Tensor:
         if stats is None:

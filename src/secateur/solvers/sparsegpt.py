@@ -131,7 +131,7 @@ class SparseGPT:
     needs_activations = True
 
     def collector(self, linears: dict[str, nn.Linear]) -> InputCollector:
-        return InputCollector(linears, HessianStats.for_module)
+        return InputCollector(linears, HessianStats.for_module, neutral=HessianStats.neutral)
 
     @torch.no_grad()
     def prune(self, linear: nn.Linear, stats: HessianStats | None, pattern: Pattern, sparsity: float):
