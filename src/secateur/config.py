@@ -361,6 +361,11 @@ class PruneRecipe:
     dtype: str = option("auto", "float32, float16, bfloat16, or auto (fp32 on CPU, the checkpoint's on GPU)")
     out: str | None = option(None, "output folder for the pruned checkpoint", "--save_model", "--save-model")
     overwrite: bool = option(False, "replace an existing --out folder")
+    trust_remote_code: bool = option(
+        False,
+        "run the modeling code that ships with the checkpoint (only for sources you trust); an "
+        "architecture secateur has no row for is then pruned with mask methods only",
+    )
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)

@@ -11,8 +11,10 @@ import torch
 from secateur.errors import SecateurError
 from secateur.export.adapters import is_adapter_folder, load_with_adapter
 from secateur.export.structured import is_heterogeneous, load_pruned
-from secateur.models.adapter import ModelAdapter, spec_for
+from secateur.models.adapter import ModelAdapter, attach_spec, spec_for
+from secateur.models.discovery import check_discovered, discover_spec
 from secateur.models.embedded import embedded_model
+from secateur.registry import REGISTRY
 
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -60,8 +62,14 @@ def resolve_dtype(dtype: str, device: torch.device, checkpoint_dtype: object = N
     return _DTYPES.get(str(checkpoint_dtype).replace("torch.", ""), torch.float16)
 
 
-def load_model(name: str, dtype: str = "auto", device: torch.device | None = None) -> LoadedModel:
-    """Load model + tokenizer on the CPU (layers visit the compute device one at a time)."""
+def load_model(
+    name: str, dtype: str = "auto", device: torch.device | None = None, trust_remote_code: bool = False
+) -> LoadedModel:
+    """Load model + tokenizer on the CPU (layers visit the compute device one at a time).
+
+    `trust_remote_code`: run the modeling code that ships with the checkpoint; an architecture
+    secateur has no row for is then described from its modules (models.discovery), mask methods only.
+    """
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     location = locate_model(name)
@@ -71,27 +79,38 @@ def load_model(name: str, dtype: str = "auto", device: torch.device | None = Non
         loaded.adapter = ModelAdapter(loaded.model)
         loaded.name, loaded.location = name, location
         return loaded
-    _check_local_config(location)
+    _check_local_config(location, trust_remote_code)
     if is_heterogeneous(location):  # a structurally pruned model with per-layer widths
         return _read_weights(location, lambda: _load_heterogeneous(name, location, dtype, device))
     try:
-        config = AutoConfig.from_pretrained(location)
+        config = AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise SecateurError(
             f"could not load model {name!r}: {reason}. Offline? Give a local model folder "
             f"or an embedded model (see `secateur models`)"
         ) from None
-    spec_for(getattr(config, "model_type", None))  # unsupported architectures fail before the weights load
+    model_type = getattr(config, "model_type", None)
+    if not (trust_remote_code and REGISTRY.find("architecture", str(model_type)) is None):
+        spec_for(model_type)  # unsupported architectures fail before the weights load
     checkpoint_dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
     torch_dtype = resolve_dtype(dtype, device or torch.device("cpu"), checkpoint_dtype)
-    model = _read_weights(location, lambda: AutoModelForCausalLM.from_pretrained(location, dtype=torch_dtype))
+    model = _read_weights(
+        location,
+        lambda: AutoModelForCausalLM.from_pretrained(
+            location, dtype=torch_dtype, trust_remote_code=trust_remote_code
+        ),
+    )
     model.eval()
-    tokenizer = AutoTokenizer.from_pretrained(location)
+    if REGISTRY.find("architecture", str(model_type)) is None:  # remote code: describe it from its modules
+        spec = discover_spec(model, str(model_type))
+        check_discovered(model, spec)
+        attach_spec(model, spec)
+    tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code)
     return LoadedModel(model, tokenizer, ModelAdapter(model), name, location)
 
 
-def _check_local_config(location: str) -> None:
+def _check_local_config(location: str, trust_remote_code: bool = False) -> None:
     """A local folder's config.json must parse and name a supported architecture, before any weights."""
     import json
 
@@ -104,6 +123,8 @@ def _check_local_config(location: str) -> None:
         raise SecateurError(f"{path} is not valid JSON ({exc}): re-save or re-download the model") from None
     if not isinstance(config, dict):
         raise SecateurError(f"{path} is not a model config (a JSON object): re-save or re-download the model")
+    if trust_remote_code and "auto_map" in config:
+        return  # its own code describes it; checked once the model is built
     spec_for(config.get("model_type"))
 
 

@@ -65,6 +65,8 @@ class ArchitectureSpec:
     experts: ExpertLayout | None = None
     # Roles some layers lack (a Qwen-MoE layer has either a dense MLP or a shared expert).
     optional_roles: frozenset[str] = frozenset()
+    # Described from a remote-code model's modules (models.discovery): mask methods only.
+    remote_code: bool = False
     notes: str = ""
 
 
@@ -75,6 +77,8 @@ def supported_model_types() -> list[str]:
 def methods_for(spec: ArchitectureSpec) -> list[str]:
     """The prune methods a family admits (what `secateur models` lists; the others refuse it)."""
     methods = ["magnitude", "wanda", "sparsegpt"]
+    if spec.remote_code:
+        return methods
     if spec.structured:
         methods += ["structured", "osscar"]
     methods.append("depth")
@@ -83,11 +87,21 @@ def methods_for(spec: ArchitectureSpec) -> list[str]:
     return methods
 
 
+_ATTACHED = "_secateur_architecture"  # a spec found for this one model object (remote code)
+
+
+def attach_spec(model: nn.Module, spec: ArchitectureSpec) -> None:
+    """Give one loaded model its own row (not the global table: another load must opt in again)."""
+    setattr(model, _ATTACHED, spec)
+
+
 def spec_for(model_type: str | None) -> ArchitectureSpec:
     spec = REGISTRY.find("architecture", str(model_type))
     if spec is None:
         raise SecateurError(
-            f"architecture {model_type!r} is not supported; supported: {', '.join(supported_model_types())}"
+            f"architecture {model_type!r} is not supported; supported: {', '.join(supported_model_types())} "
+            "(if its modeling code ships with the checkpoint, --trust-remote-code prunes it with a "
+            "mask method)"
         )
     return spec
 
@@ -113,7 +127,8 @@ class ModelAdapter:
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
-        self.spec = spec_for(getattr(model.config, "model_type", None))
+        attached = getattr(model, _ATTACHED, None)
+        self.spec = attached or spec_for(getattr(model.config, "model_type", None))
         # The decoder's own config: a multimodal checkpoint (Gemma 3) nests it as text_config, and
         # that nested object is what its text layers read and what a save writes back.
         self.config = model.config.get_text_config()

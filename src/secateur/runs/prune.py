@@ -10,6 +10,7 @@ from pathlib import Path
 
 from secateur.config import PruneRecipe, to_dict
 from secateur.devices import resolve_device
+from secateur.errors import SecateurError
 from secateur.evaluation.perplexity import PerplexityResult
 from secateur.export.save import check_output_dir, save_checkpoint
 from secateur.methods.base import Report, prune_step
@@ -50,7 +51,12 @@ def run_prune(
     step = prune_step(recipe.prune.method)
     device = resolve_device(recipe.prune.device)
 
-    loaded = load_model(recipe.model, recipe.dtype, recipe.prune.device)
+    loaded = load_model(recipe.model, recipe.dtype, recipe.prune.device, recipe.trust_remote_code)
+    if loaded.adapter.spec.remote_code and step.name != "masks":
+        raise SecateurError(
+            f"--method {recipe.prune.method} needs an architecture secateur knows; "
+            f"{loaded.adapter.spec.model_type} comes with its own code: use magnitude, wanda or sparsegpt"
+        )
     note(f"loaded {recipe.model} ({loaded.location}) in {time.perf_counter() - started:.1f}s")
     evaluation = recipe.evaluation
     check_seqlen(loaded.adapter, recipe.calibration.seqlen)

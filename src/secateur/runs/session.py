@@ -24,9 +24,11 @@ from secateur.export.loading import load_model as _load_model
 from secateur.models.adapter import ModelAdapter
 
 
-def load_model(name: str, dtype: str = "auto", device: str | None = None) -> LoadedModel:
+def load_model(
+    name: str, dtype: str = "auto", device: str | None = None, trust_remote_code: bool = False
+) -> LoadedModel:
     """Embedded name, local folder or hub id -> LoadedModel(model, tokenizer, adapter, ...), on CPU."""
-    return _load_model(name, dtype, resolve_device(device))
+    return _load_model(name, dtype, resolve_device(device), trust_remote_code)
 
 
 def check_seqlen(adapter: ModelAdapter, seqlen: int, flag: str = "--seqlen") -> None:
