@@ -46,7 +46,7 @@ def test_every_family_through_every_method(model_type, method, corpus, tmp_path,
     source = save_tiny(tmp_path / "dense", model_type)
     out = tmp_path / "pruned"
     args = prune_args(source, corpus, *METHODS[method], "--eval-windows", "2", "--out", str(out), "--quiet")
-    if model_type in MASK_ONLY and method in STRUCTURED:
+    if model_type in MASK_ONLY and method in STRUCTURED and not (model_type == "opt" and method == "osscar"):
         assert main(args) == 2 and not out.exists()  # refused in one line, before any work
         assert f"does not support {model_type} yet" in capsys.readouterr().err.strip().splitlines()[-1]
         return

@@ -83,3 +83,31 @@ def test_greedy_start_runs_end_to_end_and_is_recorded(token_windows):
     assert report["start"] == "greedy" and report["skip_first_tokens"] == 1
     assert all(layer["kept"] == 96 for layer in report["layers"])
     assert all(layer["error_search"][-1] < layer["error_wanda_no_refit"] for layer in report["layers"])
+
+
+@torch.no_grad()
+def test_opt_osscar_slices_fc1_rows_and_biases_and_fc2_columns(token_windows):
+    """OPT's gate-less MLP: the shrunk model computes what the dense one does with the removed fc1
+    rows (and their biases) zeroed and fc2 replaced by the refit, on the kept columns."""
+    from secateur.export.structured import sync_uniform_config
+
+    model = tiny_model("opt")
+    dense = copy.deepcopy(model)
+    adapter = ModelAdapter(model)
+    osscar_prune(adapter, token_windows(4, 32), ratio=0.25, damp=0.01, swaps=2, round_to=16, device=CPU,
+                 show_progress=False)  # fmt: skip
+    assert sync_uniform_config(adapter) and model.config.ffn_dim == 96  # OPT's name for the width
+    for ours, theirs in zip(model.model.decoder.layers, dense.model.decoder.layers, strict=True):
+        # each kept fc1 row is a dense row, found by value
+        keep = [int((theirs.fc1.weight == row).all(1).nonzero()) for row in ours.fc1.weight]
+        assert len(keep) == 96 and keep == sorted(keep)
+        assert torch.equal(ours.fc1.bias, theirs.fc1.bias[keep])
+        removed = [c for c in range(128) if c not in keep]
+        theirs.fc1.weight[removed] = 0
+        theirs.fc1.bias[removed] = 0
+        fitted = torch.zeros_like(theirs.fc2.weight)
+        fitted[:, keep] = ours.fc2.weight
+        theirs.fc2.weight.copy_(fitted)
+        assert torch.equal(ours.fc2.bias, theirs.fc2.bias)
+    ids = token_windows(2, 32)
+    torch.testing.assert_close(model(ids).logits, dense(ids).logits, rtol=1e-5, atol=1e-5)

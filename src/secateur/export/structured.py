@@ -50,7 +50,10 @@ def pruned_config(adapter: ModelAdapter) -> dict:
     first = widths[0]
     if len(distinct) == 1 and not first["skip"]:
         config.update(
-            {k: first[k] for k in ("num_attention_heads", "num_key_value_heads", "intermediate_size")}
+            {
+                adapter.config_name(k): first[k]
+                for k in ("num_attention_heads", "num_key_value_heads", "intermediate_size")
+            }
         )
         return config
     config[PER_LAYER] = {
@@ -66,7 +69,7 @@ def sync_uniform_config(adapter: ModelAdapter) -> bool:
     if PER_LAYER in data:
         return False
     keys = ("num_attention_heads", "num_key_value_heads", "intermediate_size", "head_dim")
-    adapter.update_config(**{key: data[key] for key in keys})
+    adapter.update_config(**{key: data[adapter.config_name(key)] for key in keys})
     return True
 
 

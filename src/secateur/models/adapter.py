@@ -50,10 +50,15 @@ class ArchitectureSpec:
     roles: dict[str, str] = field(default_factory=lambda: dict(_LLAMA_ROLES))
     attention_bias: bool = False  # Qwen2 has biases on q/k/v
     attention_path: str = "self_attn"  # the sub-blocks structured pruning may remove whole
-    mlp_path: str = "mlp"
+    mlp_path: str | None = "mlp"  # None: the MLP's Linears sit on the layer itself (OPT's fc1/fc2)
     # False for families whose structured slicing is not written yet (fused projections, gate-less
     # MLPs): structured width pruning and OSSCAR refuse them in one line; masks and depth work.
     structured: bool = True
+    # MLP channels alone (OSSCAR) can be sliced: the gate-less OPT MLP (fc1 row + bias, fc2 column)
+    # although its attention cannot (OPT derives head_dim from hidden/heads). None: as `structured`.
+    mlp_structured: bool | None = None
+    # Generic config names -> this family's (OPT calls the MLP width ffn_dim), for update_config.
+    config_names: dict[str, str] = field(default_factory=dict)
     # Generic roles (q, k, v, gate, up) -> this family's role where projections are fused (Phi-3's
     # qkv, gate_up), so LoRA targets and reports speak one language.
     role_aliases: dict[str, str] = field(default_factory=dict)
@@ -69,6 +74,11 @@ class ArchitectureSpec:
     remote_code: bool = False
     notes: str = ""
 
+    @property
+    def slices_mlp(self) -> bool:
+        """Whether MLP channels can be removed (OSSCAR)."""
+        return self.structured if self.mlp_structured is None else self.mlp_structured
+
 
 def supported_model_types() -> list[str]:
     return REGISTRY.names("architecture")
@@ -80,7 +90,9 @@ def methods_for(spec: ArchitectureSpec) -> list[str]:
     if spec.remote_code:
         return methods
     if spec.structured:
-        methods += ["structured", "osscar"]
+        methods.append("structured")
+    if spec.slices_mlp:
+        methods.append("osscar")
     methods.append("depth")
     if spec.experts is not None:
         methods.append("experts")
@@ -203,11 +215,14 @@ class ModelAdapter:
                 found[f"{prefix}.{attribute}"] = getattr(experts, attribute)
         return found
 
-    def sub_block(self, layer: nn.Module, kind: str) -> nn.Module:
+    def sub_block(self, layer: nn.Module, kind: str) -> nn.Module | None:
         """The layer's attention or MLP block ("attention" / "mlp")."""
-        return _get(layer, self.spec.attention_path if kind == "attention" else self.spec.mlp_path)
+        path = self.spec.attention_path if kind == "attention" else self.spec.mlp_path
+        return None if path is None else _get(layer, path)
 
     def replace_sub_block(self, layer: nn.Module, kind: str, module: nn.Module) -> None:
+        if kind != "attention" and self.spec.mlp_path is None:
+            raise SecateurError(f"{self.spec.model_type}'s MLP is not one module: it cannot be removed whole")
         setattr(layer, self.spec.attention_path if kind == "attention" else self.spec.mlp_path, module)
 
     def linear_names(self, index: int) -> dict[str, str]:
@@ -251,25 +266,27 @@ class ModelAdapter:
     def layer_shape(self, index: int) -> LayerShape:
         """The layer's current widths, read from its modules (a pruned model's layers differ).
 
-        Families that cannot be structurally pruned yet keep their config's widths.
+        Families whose widths are never sliced (fused projections, MoE) report their config's.
         """
         geometry = self.geometry()
-        if not self.spec.structured:
+        linears = self.linears(self.decoder_layers()[index])  # a removed sub-block has none
+        # Fused projections (Phi-3) and MoE families, whose widths are never sliced: the config's.
+        if self.spec.experts is not None or not {"k", "up", "down"} <= set(self.spec.roles):
             c = self.config
             intermediate = getattr(c, "intermediate_size", None) or getattr(c, "ffn_dim", 0)
             return LayerShape(
                 c.hidden_size, geometry.num_kv_heads, geometry.gqa_ratio, geometry.head_dim, intermediate
             )
-        linears = self.linears(self.decoder_layers()[index])
-        hidden = self.config.hidden_size
+        inputs = [role for role in ("gate", "up") if role in linears]  # OPT's MLP has no gate
         return LayerShape(
-            hidden=hidden,
+            hidden=self.config.hidden_size,
             num_kv_heads=linears["k"].out_features // geometry.head_dim if "k" in linears else 0,
             gqa_ratio=geometry.gqa_ratio,
             head_dim=geometry.head_dim,
-            intermediate=linears["gate"].out_features if "gate" in linears else 0,
+            intermediate=linears["up"].out_features if "up" in linears else 0,
             attention_bias="k" in linears and linears["k"].bias is not None,
-            mlp_bias="gate" in linears and linears["gate"].bias is not None,
+            mlp_bias="up" in linears and linears["up"].bias is not None,
+            mlp_inputs=len(inputs) or 2,
         )
 
     def max_context(self) -> int | None:
@@ -279,7 +296,11 @@ class ModelAdapter:
         """Write Hugging Face config fields: the one place secateur changes a model's config (so a
         family whose names differ is handled here, not in every caller)."""
         for key, value in values.items():
-            setattr(self.config, key, value)
+            setattr(self.config, self.config_name(key), value)
+
+    def config_name(self, generic: str) -> str:
+        """This family's config name for a generic one (intermediate_size -> OPT's ffn_dim)."""
+        return self.spec.config_names.get(generic, generic)
 
     def remove_layer_entries(self, removed: list[int]) -> None:
         """After decoder layers are deleted: the layer count and per-layer lists (layer_types)."""
@@ -310,7 +331,7 @@ class ModelAdapter:
 
     def require_structured(self, method: str) -> None:
         """One line, before any work, for a family whose structured slicing is not written yet."""
-        if not self.spec.structured:
+        if not (self.spec.slices_mlp if method == "osscar" else self.spec.structured):
             raise SecateurError(
                 f"--method {method} does not support {self.spec.model_type} yet ({self.spec.notes}); "
                 "use a mask method (wanda, sparsegpt, magnitude) or --method depth"

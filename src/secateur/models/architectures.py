@@ -90,6 +90,7 @@ OPT = register("architecture", "opt")(
         model_type="opt",
         layers_path="model.decoder.layers",
         final_norm_path="model.decoder.final_layer_norm",
+        mlp_path=None,
         roles={
             "q": "self_attn.q_proj",
             "k": "self_attn.k_proj",
@@ -99,8 +100,13 @@ OPT = register("architecture", "opt")(
             "down": "fc2",
         },
         attention_bias=True,
+        # Its attention derives head_dim from hidden / heads, so heads cannot be removed through the
+        # config; MLP channels can (OSSCAR).
         structured=False,
-        notes="OPT (gate-less fc1/fc2 MLP; structured slicing not yet)",
+        mlp_structured=True,
+        config_names={"intermediate_size": "ffn_dim"},
+        notes="OPT (gate-less fc1/fc2 MLP: OSSCAR slices fc1 rows + biases and fc2 columns; "
+        "attention heads not removable)",
     )
 )
 OLMO2 = register("architecture", "olmo2")(

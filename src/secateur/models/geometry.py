@@ -34,6 +34,7 @@ class LayerShape:
     intermediate: int
     attention_bias: bool = False
     mlp_bias: bool = False
+    mlp_inputs: int = 2  # projections a channel is a row of: gate and up (1 for OPT's fc1)
 
     @property
     def num_heads(self) -> int:
@@ -48,7 +49,7 @@ class LayerShape:
         return cost
 
     def mlp_group_cost(self) -> int:
-        return 3 * self.hidden + (2 if self.mlp_bias else 0)
+        return (self.mlp_inputs + 1) * self.hidden + (self.mlp_inputs if self.mlp_bias else 0)
 
     def prunable_params(self) -> int:
         return self.num_kv_heads * self.attention_group_cost() + self.intermediate * self.mlp_group_cost()

@@ -52,11 +52,12 @@ def shrink_mlp(adapter: ModelAdapter, layer: nn.Module, keep: torch.Tensor) -> N
         adapter.replace_sub_block(layer, MLP, SkippedBlock(MLP))
         return
     linears = adapter.linears(layer)
-    _slice_linear(linears["gate"], keep, 0)
-    _slice_linear(linears["up"], keep, 0)
+    for role in ("gate", "up"):  # a channel is a row of each input projection (OPT: fc1 only)
+        if role in linears:
+            _slice_linear(linears[role], keep, 0)
     _slice_linear(linears["down"], keep, 1)
     mlp = adapter.sub_block(layer, MLP)
-    if hasattr(mlp, "intermediate_size"):
+    if mlp is not None and hasattr(mlp, "intermediate_size"):
         mlp.intermediate_size = int(keep.numel())
 
 

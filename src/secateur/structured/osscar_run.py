@@ -47,8 +47,11 @@ def layer_problem(ctx: LayerContext, skip_first: int = 1) -> Reconstruction:
     down = ctx.linears["down"]
     gram = torch.zeros(down.in_features, down.in_features, device=ctx.device)
 
+    seqlen = ctx.inputs.hidden.shape[1]
+
     def collect(module: nn.Module, args: tuple) -> None:
-        x = args[0][:, skip_first:]
+        # (batch, seq, features); OPT's layer flattens tokens before its MLP, so restore the windows.
+        x = args[0].reshape(-1, seqlen, args[0].shape[-1])[:, skip_first:]
         x = x.reshape(-1, x.shape[-1]).float()
         gram.addmm_(x.T, x)
 
