@@ -19,23 +19,11 @@ from secateur.calibration.pipeline import LayerContext, run_layers
 from secateur.errors import SecateurError
 from secateur.evaluation.summary import format_table, percent
 from secateur.methods.base import PruneStep, StepResult
-from secateur.methods.outcome import outcome_rows
+from secateur.methods.outcome import ShrinkReport, outcome_rows
 from secateur.models.experts import keep_experts
 from secateur.models.geometry import count_parameters
 from secateur.registry import register
 from secateur.structured.experts import ExpertTally, experts_to_keep, kept_count
-
-
-class ExpertsReport:
-    def __init__(self, data: dict) -> None:
-        self.data = data
-        self.params_before, self.params_after = data["params_before"], data["params_after"]
-        self.timings = {"prune_s": data["seconds"]}
-
-    def to_dict(self) -> dict:
-        return {k: v for k, v in self.data.items() if k != "layers"} | {
-            "ratio_of_total": 1 - self.params_after / self.params_before
-        }
 
 
 def _targets(adapter, config) -> tuple[int, int]:
@@ -113,7 +101,7 @@ def prune_experts(
     def write(folder: Path) -> None:
         (folder / "experts_analysis.json").write_text(json.dumps(data, indent=1) + "\n")
 
-    return StepResult(ExpertsReport(data), write)
+    return StepResult(ShrinkReport(data), write)
 
 
 def check(recipe) -> None:

@@ -14,21 +14,9 @@ import torch
 from secateur.evaluation.summary import format_table, percent
 from secateur.export.structured import sync_uniform_config
 from secateur.methods.base import PruneStep, StepResult
-from secateur.methods.outcome import outcome_rows
+from secateur.methods.outcome import ShrinkReport, outcome_rows
 from secateur.registry import register
 from secateur.structured.osscar_run import osscar_prune
-
-
-class OsscarReport:
-    def __init__(self, data: dict) -> None:
-        self.data = data
-        self.params_before, self.params_after = data["params_before"], data["params_after"]
-        self.timings = {"prune_s": data["seconds"]}
-
-    def to_dict(self) -> dict:
-        return {k: v for k, v in self.data.items() if k != "layers"} | {
-            "ratio_of_total": 1 - self.params_after / self.params_before
-        }
 
 
 def prune_osscar(
@@ -51,7 +39,7 @@ def prune_osscar(
         show_progress=show_progress,
     )
     sync_uniform_config(loaded.adapter)
-    report = OsscarReport(data)
+    report = ShrinkReport(data)
     note(
         f"osscar: {data['params_before']:,} -> {data['params_after']:,} parameters in {data['seconds']:.1f}s"
     )

@@ -16,3 +16,19 @@ def outcome_rows(run) -> list[list[str]]:
     if run.out is not None:
         rows.append(["saved to", str(run.out)])
     return rows
+
+
+class ShrinkReport:
+    """The report of a step that removes parameters and records its analysis as a dict (OSSCAR,
+    experts): params_before/after, seconds, per-layer rows under "layers" (left out of the manifest,
+    written beside the checkpoint instead)."""
+
+    def __init__(self, data: dict) -> None:
+        self.data = data
+        self.params_before, self.params_after = data["params_before"], data["params_after"]
+        self.timings = {"prune_s": data["seconds"]}
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in self.data.items() if k != "layers"} | {
+            "ratio_of_total": 1 - self.params_after / self.params_before
+        }
