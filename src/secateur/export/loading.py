@@ -90,9 +90,10 @@ def load_model(
             f"could not load model {name!r}: {reason}. Offline? Give a local model folder "
             f"or an embedded model (see `secateur models`)"
         ) from None
-    model_type = getattr(config, "model_type", None)
-    if not (trust_remote_code and REGISTRY.find("architecture", str(model_type)) is None):
-        spec_for(model_type)  # unsupported architectures fail before the weights load
+    model_type = str(getattr(config, "model_type", None))
+    unknown = REGISTRY.find("architecture", model_type) is None
+    if unknown and not trust_remote_code:
+        spec_for(model_type)  # raises: unsupported architectures fail before the weights load
     checkpoint_dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
     torch_dtype = resolve_dtype(dtype, device or torch.device("cpu"), checkpoint_dtype)
     model = _read_weights(
@@ -102,8 +103,8 @@ def load_model(
         ),
     )
     model.eval()
-    if REGISTRY.find("architecture", str(model_type)) is None:  # remote code: describe it from its modules
-        spec = discover_spec(model, str(model_type))
+    if unknown:  # remote code: describe it from its modules
+        spec = discover_spec(model, model_type)
         check_discovered(model, spec)
         attach_spec(model, spec)
     tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code)

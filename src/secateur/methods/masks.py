@@ -35,10 +35,10 @@ def check_prune(prune) -> None:
     from secateur.unused_options import changed_fields, refuse
 
     changed = {f.name: f for f in changed_fields(prune)}
-    own = {f.name for f in dataclasses.fields(REGISTRY.get("method", prune.method))}
+    method = REGISTRY.get("method", prune.method)
+    own = {f.name for f in dataclasses.fields(method)}
     foreign = [changed[n] for n in sorted(method_settings(prune) - own) if n in changed]
     refuse(foreign, prune.method, f"--method {prune.method} has no such setting (sparsegpt's solver has)")
-    method = REGISTRY.get("method", prune.method)
     if not method.needs_activations and "expert_min_tokens" in changed:
         refuse([changed["expert_min_tokens"]], prune.method, f"--method {prune.method} reads no statistics")
     if not isinstance(prune.pattern_object(), Tiered):

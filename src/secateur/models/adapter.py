@@ -17,9 +17,11 @@ from torch import nn
 
 from secateur.errors import SecateurError
 from secateur.models.experts import (
+    PARTS,
     ExpertLayout,
     ExpertObserver,
     expert_linears,
+    expert_role,
     parse_expert_role,
     routed_through,
 )
@@ -158,6 +160,14 @@ class ModelAdapter:
         For a mixture-of-experts layer, each routed expert's gate, up and down projections follow
         as "experts.E.gate" ... (Linear views of the fused expert parameters: see models.experts).
         """
+        found = self._role_linears(layer)
+        experts = self.experts_of(layer)
+        if experts is not None:
+            found.update(expert_linears(experts, self.spec.experts))
+        return found
+
+    def _role_linears(self, layer: nn.Module) -> dict[str, nn.Linear]:
+        """The real Linear modules of the table's roles (no expert views)."""
         from secateur.models.skipped import SkippedBlock
 
         found = {}
@@ -167,19 +177,11 @@ class ModelAdapter:
             module = _find(layer, path) if role in self.spec.optional_roles else _get(layer, path)
             if module is not None:
                 found[role] = module
-        experts = self.experts_of(layer)
-        if experts is not None:
-            found.update(expert_linears(experts, self.spec.experts))
         return found
 
     def experts_of(self, layer: nn.Module) -> nn.Module | None:
-        """The layer's routed experts module; None for dense families and dense layers."""
-        from secateur.models.skipped import SkippedBlock
-
-        layout = self.spec.experts
-        if layout is None or isinstance(getattr(layer, layout.block, None), SkippedBlock):
-            return None
-        return layout.experts_of(layer)
+        """The layer's routed experts module; None for dense families, dense and removed MLPs."""
+        return None if self.spec.experts is None else self.spec.experts.experts_of(layer)
 
     @property
     def has_experts(self) -> bool:
@@ -203,11 +205,7 @@ class ModelAdapter:
         once, not its views): what training updates and masks must guard."""
         layer = self.decoder_layers()[index]
         names = self.linear_names(index)
-        found = {
-            f"{names[role]}.weight": linear.weight
-            for role, linear in self.linears(layer).items()
-            if not parse_expert_role(role)
-        }
+        found = {f"{names[role]}.weight": linear.weight for role, linear in self._role_linears(layer).items()}
         experts = self.experts_of(layer)
         if experts is not None:
             prefix = f"{self.layer_name(index)}.{self.spec.experts.block}.{self.spec.experts.experts}"
@@ -230,10 +228,12 @@ class ModelAdapter:
         a slice of a fused parameter, gets the name it would have unfused: "...mlp.experts.3.gate")."""
         prefix = self.layer_name(index)
         names = {role: f"{prefix}.{path}" for role, path in self.spec.roles.items()}
-        for role in self.linears(self.decoder_layers()[index]):
-            parsed = parse_expert_role(role)
-            if parsed is not None:
-                names[role] = f"{prefix}.{self.spec.experts.path(*parsed)}"
+        experts = self.experts_of(self.decoder_layers()[index])
+        if experts is not None:  # named from the expert count: no views are built for this
+            layout = self.spec.experts
+            for expert in range(layout.count(experts)):
+                for part in PARTS:
+                    names[expert_role(expert, part)] = f"{prefix}.{layout.path(expert, part)}"
         return names
 
     def base_model(self) -> nn.Module:
@@ -269,7 +269,6 @@ class ModelAdapter:
         Families whose widths are never sliced (fused projections, MoE) report their config's.
         """
         geometry = self.geometry()
-        linears = self.linears(self.decoder_layers()[index])  # a removed sub-block has none
         # Fused projections (Phi-3) and MoE families, whose widths are never sliced: the config's.
         if self.spec.experts is not None or not {"k", "up", "down"} <= set(self.spec.roles):
             c = self.config
@@ -277,6 +276,7 @@ class ModelAdapter:
             return LayerShape(
                 c.hidden_size, geometry.num_kv_heads, geometry.gqa_ratio, geometry.head_dim, intermediate
             )
+        linears = self.linears(self.decoder_layers()[index])  # a removed sub-block has none
         inputs = [role for role in ("gate", "up") if role in linears]  # OPT's MLP has no gate
         return LayerShape(
             hidden=self.config.hidden_size,

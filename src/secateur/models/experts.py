@@ -44,6 +44,10 @@ class ExpertLayout:
             return None
         return experts
 
+    def count(self, experts: nn.Module) -> int:
+        """Experts in a layer's experts module (the fused tensors' first dimension)."""
+        return getattr(experts, self.gate_up).shape[0]
+
     def router_of(self, layer: nn.Module) -> nn.Module:
         return getattr(getattr(layer, self.block), self.router)
 
@@ -80,7 +84,7 @@ def expert_linears(experts: nn.Module, layout: ExpertLayout) -> dict[str, nn.Lin
     down = getattr(experts, layout.down).detach()
     width = gate_up.shape[1] // 2
     found = {}
-    for expert in range(gate_up.shape[0]):
+    for expert in range(layout.count(experts)):
         found[expert_role(expert, "gate")] = _view_linear(gate_up[expert, :width])
         found[expert_role(expert, "up")] = _view_linear(gate_up[expert, width:])
         found[expert_role(expert, "down")] = _view_linear(down[expert])
