@@ -28,12 +28,12 @@ from secateur.structured.experts import ExpertTally, experts_to_keep, kept_count
 
 def _targets(adapter, config) -> tuple[int, int]:
     """(experts per layer now, experts kept), checked before any work."""
-    layout = adapter.spec.experts
-    if layout is None or not adapter.has_experts:
+    if not adapter.has_experts:  # also a dense family (no layout)
         raise SecateurError(
             f"--method experts needs a mixture-of-experts model; {adapter.spec.model_type} has no "
             "routed experts (use a mask method, --method structured or --method depth)"
         )
+    layout = adapter.spec.experts
     total = getattr(adapter.config, layout.count_key)
     keep = kept_count(total, config.experts_pruning_ratio, config.num_experts)
     top_k = getattr(adapter.config, layout.top_k_key)
