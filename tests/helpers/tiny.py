@@ -17,13 +17,13 @@ VOCAB = 260  # 256 byte symbols + end-of-text, rounded up
 # given the other kind's mask computes something else; logit soft-capping on.
 MODEL_TYPES = (
     "llama", "qwen2", "mistral", "qwen3", "granite", "gemma2", "gemma3_text", "phi3", "opt", "olmo2",
-    "mixtral", "qwen2_moe", "qwen3_moe", "gemma3",
+    "mixtral", "qwen2_moe", "qwen3_moe", "gemma3", "deepseek_v3",
 )  # fmt: skip
 # Mixture-of-experts families (4 experts, 2 per token; Qwen2-MoE with a shared expert and a dense
 # middle layer, so both kinds of layer are exercised).
-MOE_TYPES = ("mixtral", "qwen2_moe", "qwen3_moe")
-# Families whose structured slicing is not written yet (masks and depth only).
-MASK_ONLY = ("phi3", "opt", "olmo2", "gemma3", *MOE_TYPES)
+MOE_TYPES = ("mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v3")
+# Families without structured width (masks and depth only; MoE: experts too).
+MASK_ONLY = ("olmo2", *MOE_TYPES)
 _GEMMA = {
     "head_dim": 32,
     "sliding_window": 8,
@@ -45,6 +45,23 @@ _FAMILY_OVERRIDES = {
         "shared_expert_intermediate_size": 48,
         "mlp_only_layers": [1],
     },
+    # Latent attention with a low-rank query pair; one dense layer first; one routing group here
+    # (the grouped routing of the real model has its own test).
+    "deepseek_v3": {
+        "n_routed_experts": 4,
+        "num_experts_per_tok": 2,
+        "n_group": 1,
+        "topk_group": 1,
+        "first_k_dense_replace": 1,
+        "moe_intermediate_size": 32,
+        "n_shared_experts": 1,
+        "kv_lora_rank": 32,
+        "q_lora_rank": 32,
+        "qk_rope_head_dim": 16,
+        "qk_nope_head_dim": 16,
+        "v_head_dim": 16,
+        "num_key_value_heads": 4,
+    },
     "qwen3_moe": {"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32, "head_dim": 32},
     "granite": {
         "logits_scaling": 4.0,
@@ -57,6 +74,7 @@ _FAMILY_OVERRIDES = {
 
 def tiny_config(model_type: str = "llama", **overrides):
     from transformers import (
+        DeepseekV3Config,
         Gemma2Config,
         Gemma3TextConfig,
         GraniteConfig,
@@ -105,6 +123,7 @@ def tiny_config(model_type: str = "llama", **overrides):
         "mixtral": MixtralConfig,
         "qwen2_moe": Qwen2MoeConfig,
         "qwen3_moe": Qwen3MoeConfig,
+        "deepseek_v3": DeepseekV3Config,
     }
     if model_type == "gemma3":  # multimodal: the text decoder's config nested, a tiny vision tower
         from transformers import Gemma3Config
@@ -191,7 +210,7 @@ def write_corpus(path: Path, paragraphs: int = 60, seed: int = 0) -> Path:
     return path
 
 
-def save_tiny(folder: Path, model_type: str = "llama", seed: int = 0) -> Path:
-    tiny_model(model_type, seed).save_pretrained(folder)
+def save_tiny(folder: Path, model_type: str = "llama", seed: int = 0, **overrides) -> Path:
+    tiny_model(model_type, seed, **overrides).save_pretrained(folder)
     tiny_tokenizer().save_pretrained(folder)
     return folder

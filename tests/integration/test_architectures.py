@@ -22,6 +22,8 @@ METHODS = {
     "sparsegpt-2:4": ("--method", "sparsegpt", "--pattern", "2:4"),
     "sparsegpt-block:16": ("--method", "sparsegpt", "--pattern", "block:16", "--sparsity", "0.5"),
     "structured": ("--method", "structured", "--pruning-ratio", "0.2"),
+    "structured-taylor-uniform": ("--method", "structured", "--uniform", "--pruning-ratio", "0.2"),
+    "structured-wanda": ("--method", "structured", "--importance", "wanda", "--pruning-ratio", "0.2"),
     "structured-wanda-uniform": (
         "--method",
         "structured",
@@ -37,7 +39,7 @@ METHODS = {
     "osscar": ("--method", "osscar", "--mlp-pruning-ratio", "0.25", "--round-to", "16", "--swaps", "2"),
     "experts": ("--method", "experts", "--num-experts", "2"),
 }
-STRUCTURED = ("structured", "structured-wanda-uniform", "osscar")
+STRUCTURED = (*(method for method in METHODS if method.startswith("structured")), "osscar")
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
@@ -46,7 +48,7 @@ def test_every_family_through_every_method(model_type, method, corpus, tmp_path,
     source = save_tiny(tmp_path / "dense", model_type)
     out = tmp_path / "pruned"
     args = prune_args(source, corpus, *METHODS[method], "--eval-windows", "2", "--out", str(out), "--quiet")
-    if model_type in MASK_ONLY and method in STRUCTURED and not (model_type == "opt" and method == "osscar"):
+    if model_type in MASK_ONLY and method in STRUCTURED:
         assert main(args) == 2 and not out.exists()  # refused in one line, before any work
         assert f"does not support {model_type} yet" in capsys.readouterr().err.strip().splitlines()[-1]
         return
@@ -104,3 +106,39 @@ def test_gemma3_multimodal_prunes_the_text_decoder_and_keeps_the_vision_tower(to
     assert vision and all(torch.equal(p, dense.get_parameter(n)) for n, p in vision)
     text = model.model.language_model.layers[0].mlp.down_proj.weight
     assert float((text == 0).float().mean()) == 0.5
+
+
+# OPT-350m: embeddings narrower than the decoder (project_in / project_out around it) and a norm
+# after each sub-block instead of a final one.
+OPT_350M = {"word_embed_proj_dim": 32, "do_layer_norm_before": False}
+
+
+def test_opt_350m_layout_computes_through_its_projections(token_windows):
+    import torch
+
+    from helpers.tiny import tiny_model
+    from secateur.evaluation.perplexity import _direct, _layerwise
+    from secateur.models.adapter import ModelAdapter
+
+    model = tiny_model("opt", **OPT_350M)
+    adapter = ModelAdapter(model)
+    assert model.model.decoder.final_layer_norm is None and len(adapter.final_modules()) == 1
+    windows = token_windows(4, 32)
+    with torch.no_grad():
+        reference = model(input_ids=windows, labels=windows).loss.item() * windows.shape[0] * 31
+    cpu = torch.device("cpu")
+    assert _direct(adapter, windows, 2, cpu, False) == pytest.approx(reference, rel=1e-5)
+    assert _layerwise(adapter, windows, 2, cpu, False) == pytest.approx(reference, rel=1e-5)
+
+
+@pytest.mark.parametrize("method", ["wanda", "structured", "depth"])
+def test_opt_350m_layout_prunes_and_reloads(method, corpus, tmp_path):
+    source = save_tiny(tmp_path / "dense", "opt", **OPT_350M)
+    out = tmp_path / "pruned"
+    args = prune_args(source, corpus, *METHODS[method], "--eval-windows", "2", "--out", str(out), "--quiet")
+    assert main(args) == 0
+    manifest = json.loads((out / "secateur.json").read_text())
+    reloaded = api.evaluate(
+        api.load_model(str(out)), dataset=str(corpus), seqlen=32, max_windows=2, show_progress=False
+    )
+    assert reloaded.perplexity == pytest.approx(manifest["perplexity"]["pruned"]["perplexity"], rel=1e-6)

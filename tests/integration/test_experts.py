@@ -145,6 +145,11 @@ def _removed_by_router_mask(model, removed: dict[int, list[int]]):
     the softmax and top-k run over the kept experts only (the router's own code, otherwise)."""
     for index, gone in removed.items():
         router = model.model.layers[index].mlp.gate
+        if hasattr(router, "e_score_correction_bias"):
+            # DeepSeek-V3 chooses by sigmoid score + this bias and weights by the score alone:
+            # -inf there makes an expert unreachable in its router's own code.
+            router.e_score_correction_bias[gone] = float("-inf")
+            continue
 
         def forward(hidden, router=router, gone=gone):
             logits = torch.nn.functional.linear(hidden.reshape(-1, router.hidden_dim), router.weight)
@@ -176,6 +181,8 @@ def test_expert_pruning_equals_making_the_removed_experts_unreachable(model_type
     pruned = AutoModelForCausalLM.from_pretrained(out).eval()  # plain transformers loads it
     config = pruned.config
     assert getattr(config, "num_local_experts", getattr(config, "num_experts", None)) == 3
+    if model_type == "deepseek_v3":  # the router's score-correction buffer is sliced with its rows
+        assert all(pruned.model.layers[i].mlp.gate.e_score_correction_bias.shape == (3,) for i in removed)
     reference = _removed_by_router_mask(AutoModelForCausalLM.from_pretrained(source).eval(), removed)
     ids = torch.randint(0, 250, (2, 24), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -271,3 +278,55 @@ def test_training_a_pruned_moe_keeps_every_expert_zero(command, corpus, tmp_path
         assert any(".experts." in k for k in changed)
     else:  # merged LoRA moves the attention and shared expert only
         assert changed and not any(".experts." in k for k in changed)
+
+
+def test_grouped_routing_keeps_the_same_number_of_experts_in_every_group(corpus, tmp_path, capsys):
+    """DeepSeek-V3 picks topk_group of n_group groups of consecutive experts, then experts inside
+    them: each group keeps its best, equally many, and the result routes as the original does with
+    the removed experts made unreachable."""
+    from transformers import AutoModelForCausalLM
+
+    from secateur.cli.main import main
+
+    grouped = {"n_routed_experts": 8, "n_group": 2, "topk_group": 1}
+    source = save_tiny(tmp_path / "dense", "deepseek_v3", **grouped)
+    out = tmp_path / "out"
+    args = prune_args(source, corpus, "--method", "experts", "--no-eval", "--out", str(out), "--quiet")
+    assert main([*args, "--num-experts", "3"]) == 2 and not out.exists()
+    assert "keep a multiple of 2 experts" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert main([*args, "--num-experts", "4"]) == 0
+    analysis = json.loads((out / "experts_analysis.json").read_text())
+    for layer in analysis["layers"]:
+        kept, scores = layer["kept"], layer["scores"]
+        for group in (range(4), range(4, 8)):
+            best = sorted(group, key=lambda e: (-scores[e], e))[:2]
+            assert sorted(e for e in kept if e in group) == sorted(best)
+    removed = {layer["layer"]: layer["removed"] for layer in analysis["layers"]}
+    pruned = AutoModelForCausalLM.from_pretrained(out).eval()
+    assert pruned.config.n_routed_experts == 4 and pruned.config.n_group == 2
+    reference = _removed_by_router_mask(AutoModelForCausalLM.from_pretrained(source).eval(), removed)
+    ids = torch.randint(0, 250, (2, 24), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(pruned(ids).logits, reference(ids).logits, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("model_type", "key", "after"),
+    [("qwen2_moe", "mlp_only_layers", [0]), ("deepseek_v3", "first_k_dense_replace", 0)],
+)
+def test_depth_pruning_rewrites_which_layers_are_dense(model_type, key, after, tmp_path):
+    """Qwen2-MoE lists its dense layers by index (layer 1 here), DeepSeek-V3 makes the first k
+    dense (k = 1 here): removing layer 0 moves them, and a plain reload must build the same layers."""
+    from transformers import AutoModelForCausalLM
+
+    from secateur.structured.depth import remove_layers
+
+    model = tiny_model(model_type)
+    adapter = ModelAdapter(model)
+    remove_layers(adapter, [0])
+    assert getattr(model.config, key) == after
+    model.save_pretrained(tmp_path)
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    ids = torch.randint(0, 250, (2, 16), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(ids).logits, model.eval()(ids).logits)

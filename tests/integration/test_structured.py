@@ -1,4 +1,5 @@
-"""Structured width pruning on tiny LLaMA/Qwen2/Mistral: shrinking equals masking, exact accounting,
+"""Structured width pruning on tiny LLaMA/Qwen2/Mistral/Qwen3, Phi-3 (fused), OPT (gate-less) and
+Gemma 3 multimodal: shrinking equals masking, exact accounting,
 frozen layers, importances against hand-computed references, save/load round trips, the CLI."""
 
 import copy
@@ -11,7 +12,12 @@ from helpers.cli import prune_args
 from helpers.tiny import tiny_model
 from secateur.cli.main import main
 from secateur.config import StructuredConfig
-from secateur.export.structured import load_pruned, sync_uniform_config, write_pruned_config
+from secateur.export.structured import (
+    is_heterogeneous,
+    load_pruned,
+    sync_uniform_config,
+    write_pruned_config,
+)
 from secateur.models.adapter import ModelAdapter
 from secateur.structured.apply import apply_plan
 from secateur.structured.groups import kv_rows, q_rows
@@ -26,13 +32,48 @@ def windows(token_windows):
     return token_windows(8, 32)
 
 
+class _Part:
+    """A role's weight and bias: a Linear's own, or rows of a fused Linear's (views)."""
+
+    def __init__(self, weight, bias=None):
+        self.weight, self.bias = weight, bias
+
+
+def _weights_by_role(layer, shape):
+    """Generic role -> its weight and bias; Phi-3's fused Linears split by hand, from the layout
+    its modeling code reads: qkv_proj = [q | k | v], gate_up_proj = [gate | up] (chunk in two)."""
+    attention = layer.self_attn
+    if hasattr(layer, "fc1"):  # OPT: out_proj, and a gate-less MLP on the layer itself
+        linears = {r: getattr(attention, f"{r}_proj") for r in "qkv"}
+        linears.update({"o": attention.out_proj, "up": layer.fc1, "down": layer.fc2})
+        return {role: _Part(linear.weight, linear.bias) for role, linear in linears.items()}
+    mlp = layer.mlp
+    if not hasattr(attention, "qkv_proj"):
+        linears = {r: getattr(attention, f"{r}_proj") for r in "qkvo"}
+        linears.update({r: getattr(mlp, f"{r}_proj") for r in ("gate", "up", "down")})
+        return {role: _Part(linear.weight, linear.bias) for role, linear in linears.items()}
+    q_width, kv_width = shape.num_heads * shape.head_dim, shape.num_kv_heads * shape.head_dim
+    qkv = attention.qkv_proj.weight
+    gate, up = mlp.gate_up_proj.weight.chunk(2, dim=0)
+    views = {
+        "q": qkv[:q_width],
+        "k": qkv[q_width : q_width + kv_width],
+        "v": qkv[q_width + kv_width :],
+        "o": attention.o_proj.weight,
+        "gate": gate,
+        "up": up,
+        "down": mlp.down_proj.weight,
+    }
+    return {role: _Part(weight) for role, weight in views.items()}
+
+
 def _mask_like_plan(model, plan):
     """The masked equivalent: zero every weight and bias a plan removes, keep shapes."""
     adapter = ModelAdapter(model)
     with torch.no_grad():
         for row in plan.layers:
             shape = adapter.layer_shape(row.layer)
-            linears = adapter.linears(adapter.decoder_layers()[row.layer])
+            linears = _weights_by_role(adapter.decoder_layers()[row.layer], shape)
             gone_kv = torch.tensor(
                 [g for g in range(shape.num_kv_heads) if g not in row.kv_heads], dtype=torch.long
             )
@@ -45,17 +86,29 @@ def _mask_like_plan(model, plan):
             gone = torch.tensor(
                 [c for c in range(shape.intermediate) if c not in row.channels], dtype=torch.long
             )
-            linears["gate"].weight[gone] = 0
-            linears["up"].weight[gone] = 0
+            for role in ("gate", "up"):
+                if role in linears:
+                    linears[role].weight[gone] = 0
+                    if linears[role].bias is not None:
+                        linears[role].bias[gone] = 0
             linears["down"].weight[:, gone] = 0
 
 
 @pytest.mark.parametrize(
     ("model_type", "heads", "kv_heads"),
-    [("llama", 4, 2), ("qwen2", 4, 1), ("mistral", 4, 4), ("qwen3", 4, 2)],
+    [
+        ("llama", 4, 2),
+        ("qwen2", 4, 1),
+        ("mistral", 4, 4),
+        ("qwen3", 4, 2),
+        ("phi3", 4, 2),
+        ("phi3", 4, 4),
+        ("opt", 4, 4),
+    ],
 )
 def test_shrinking_equals_masking(model_type, heads, kv_heads):
-    model = tiny_model(model_type, num_attention_heads=heads, num_key_value_heads=kv_heads)
+    kv = {} if model_type == "opt" else {"num_key_value_heads": kv_heads}  # OPT: plain multi-head
+    model = tiny_model(model_type, num_attention_heads=heads, **kv)
     geometry = ModelAdapter(model).geometry()
     generator = torch.Generator().manual_seed(3)
     plan = StructuredPlan(model_type, geometry.gqa_ratio, geometry.head_dim)
@@ -69,14 +122,27 @@ def test_shrinking_equals_masking(model_type, heads, kv_heads):
     ids = torch.randint(0, 256, (2, 24))
     with torch.no_grad():
         assert torch.allclose(model(ids).logits, masked(ids).logits, atol=1e-5)
-    layers = model.model.layers
-    assert (
-        type(layers[1].self_attn).__name__ == "SkippedBlock"
-        and type(layers[2].mlp).__name__ == "SkippedBlock"
-    )
-    kept_q_rows = max(1, kv_heads // 2) * geometry.gqa_ratio * geometry.head_dim
-    assert layers[0].self_attn.q_proj.weight.shape == (kept_q_rows, 64)
-    assert layers[0].mlp.down_proj.weight.shape == (64, 40)
+    layers = ModelAdapter(model).decoder_layers()
+    assert type(layers[1].self_attn).__name__ == "SkippedBlock"
+    if model_type == "opt":  # no MLP module to remove: fc1/fc2 sliced to zero channels
+        assert layers[2].fc1.weight.shape == (0, 64) and layers[2].fc2.weight.shape == (64, 0)
+    else:
+        assert type(layers[2].mlp).__name__ == "SkippedBlock"
+    kept_kv = max(1, kv_heads // 2)
+    kept_q_rows = kept_kv * geometry.gqa_ratio * geometry.head_dim
+    if model_type == "phi3":  # the fused Linears keep all their parts' rows
+        assert layers[0].self_attn.qkv_proj.weight.shape == (
+            kept_q_rows + 2 * kept_kv * geometry.head_dim,
+            64,
+        )
+        assert layers[0].mlp.gate_up_proj.weight.shape == (80, 64)
+    elif model_type == "opt":
+        assert layers[0].self_attn.q_proj.weight.shape == (kept_q_rows, 64)
+        assert layers[0].fc1.bias.shape == (40,) and layers[0].fc2.weight.shape == (64, 40)
+    else:
+        assert layers[0].self_attn.q_proj.weight.shape == (kept_q_rows, 64)
+    if model_type != "opt":
+        assert layers[0].mlp.down_proj.weight.shape == (64, 40)
 
 
 @pytest.mark.parametrize("importance", ["magnitude", "wanda", "taylor", "taylor_2nd"])
@@ -126,9 +192,7 @@ def test_wanda_and_taylor_importances_match_hand_computed_references(windows):
     from secateur.structured.run import _collect_activations
 
     stats, influence = _collect_activations(adapter, windows, {0}, True, CPU, 4, False)
-    attention, _ = layer_group_importance(
-        "wanda", adapter.linears(layer0), adapter.linear_names(0), adapter.layer_shape(0), stats[0]
-    )
+    attention, _ = layer_group_importance("wanda", adapter, 0, adapter.layer_shape(0), stats[0])
     assert attention[0].item() == pytest.approx(expected.item(), rel=1e-4)
     assert 0 < influence[0]["layer"] < 2
 
@@ -147,7 +211,7 @@ def test_wanda_and_taylor_importances_match_hand_computed_references(windows):
     )
 
 
-@pytest.mark.parametrize("model_type", ["qwen2", "qwen3"])
+@pytest.mark.parametrize("model_type", ["qwen2", "qwen3", "phi3", "opt", "gemma3"])
 @pytest.mark.parametrize("uniform", [False, True])
 def test_save_then_load_gives_the_same_logits(windows, tmp_path, uniform, model_type):
     from transformers import AutoModelForCausalLM
@@ -158,12 +222,14 @@ def test_save_then_load_gives_the_same_logits(windows, tmp_path, uniform, model_
         importance="magnitude", pruning_ratio=0.3, temperature=1.0, uniform=uniform, round_to=16
     )
     structured_prune(adapter, config, windows, device=CPU, show_progress=False)
-    assert sync_uniform_config(adapter) == uniform
+    # OPT derives head_dim from hidden / heads: fewer heads cannot be said in a standard config.
+    fewer_heads = adapter.layer_shape(0).num_heads < adapter.config.num_attention_heads
+    standard = uniform and not (model_type == "opt" and fewer_heads)
+    assert sync_uniform_config(adapter) == standard
     model.save_pretrained(tmp_path)
     write_pruned_config(adapter, tmp_path)
-    saved = json.loads((tmp_path / "config.json").read_text())
-    assert ("per_layer_config" in saved) != uniform
-    loaded = AutoModelForCausalLM.from_pretrained(tmp_path) if uniform else load_pruned(tmp_path)
+    assert is_heterogeneous(tmp_path) != standard  # per_layer_config (Gemma 3: in its text_config)
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path) if standard else load_pruned(tmp_path)
     with torch.no_grad():
         assert torch.allclose(model(windows[:2]).logits, loaded(windows[:2]).logits, atol=1e-6)
     assert count_parameters(loaded) == count_parameters(model)

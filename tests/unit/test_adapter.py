@@ -54,8 +54,33 @@ def test_fused_and_gateless_families_map_their_roles():
     linears = opt.linears(opt.decoder_layers()[0])
     assert list(linears) == ["q", "k", "v", "o", "up", "down"] and linears["q"].bias is not None
     assert opt.geometry().gqa_ratio == 1 and opt.final_norm() is opt.model.model.decoder.final_layer_norm
-    with pytest.raises(SecateurError, match="--method structured does not support opt yet"):
-        opt.require_structured("structured")
+    assert opt.layer_shape(0).mlp_inputs == 1 and opt.layer_shape(0).mlp_bias
+    olmo2 = ModelAdapter(tiny_model("olmo2"))
+    with pytest.raises(SecateurError, match="--method structured does not support olmo2 yet"):
+        olmo2.require_structured("structured")
+
+
+def test_fused_rows_translate_to_and_from_the_generic_roles():
+    import torch
+
+    phi3 = ModelAdapter(tiny_model("phi3", num_attention_heads=8, num_key_value_heads=2))
+    shape = phi3.layer_shape(0)  # read off the fused rows: 96 = (8 q + 2 k + 2 v heads) x 8
+    assert (shape.num_kv_heads, shape.gqa_ratio, shape.head_dim, shape.intermediate) == (2, 4, 8, 128)
+    rows = torch.arange(96.0)
+    parts = phi3.unfused({"qkv": rows, "gate_up": torch.arange(256.0), "o": None}, shape)
+    assert parts["q"].tolist() == list(range(64)) and parts["k"].tolist() == list(range(64, 80))
+    assert parts["v"].tolist() == list(range(80, 96)) and parts["o"] is None
+    assert parts["gate"].tolist() == list(range(128)) and parts["up"].tolist() == list(range(128, 256))
+    layer = phi3.decoder_layers()[0]
+    # KV group 1: query rows 32-63, key and value rows 8-15 of their parts.
+    keep = {"q": torch.arange(32, 64), "k": torch.arange(8, 16), "v": torch.arange(8, 16)}
+    ((linear, fused_rows),) = phi3.output_rows(layer, keep, shape)
+    assert linear is layer.self_attn.qkv_proj
+    assert fused_rows.tolist() == [*range(32, 64), *range(72, 80), *range(88, 96)]
+    ((linear, fused_rows),) = phi3.output_rows(
+        layer, {"gate": torch.tensor([3]), "up": torch.tensor([3])}, shape
+    )
+    assert linear is layer.mlp.gate_up_proj and fused_rows.tolist() == [3, 131]
 
 
 @pytest.mark.parametrize("model_type", MOE_TYPES)
@@ -65,7 +90,8 @@ def test_moe_roles_are_views_of_the_fused_experts(model_type):
 
     model = tiny_model(model_type)
     adapter = ModelAdapter(model)
-    layer = adapter.decoder_layers()[0]
+    index = 2  # a routed layer in every tiny MoE (Qwen2-MoE's layer 1, DeepSeek's layer 0 are dense)
+    layer = adapter.decoder_layers()[index]
     linears = adapter.linears(layer)
     experts = layer.mlp.experts
     count, width = experts.gate_up_proj.shape[0], experts.gate_up_proj.shape[1] // 2
@@ -76,7 +102,7 @@ def test_moe_roles_are_views_of_the_fused_experts(model_type):
     with torch.no_grad():
         linears["experts.1.gate"].weight.zero_()
     assert not experts.gate_up_proj[1, :width].any() and experts.gate_up_proj[1, width:].any()
-    assert adapter.linear_names(0)["experts.1.gate"] == "model.layers.0.mlp.experts.1.gate"
-    fused = adapter.weight_parameters(0)
-    assert fused["model.layers.0.mlp.experts.gate_up_proj"] is experts.gate_up_proj
+    assert adapter.linear_names(index)["experts.1.gate"] == f"model.layers.{index}.mlp.experts.1.gate"
+    fused = adapter.weight_parameters(index)
+    assert fused[f"model.layers.{index}.mlp.experts.gate_up_proj"] is experts.gate_up_proj
     assert "experts.0.gate" not in str(list(fused))  # views are never trained or guarded

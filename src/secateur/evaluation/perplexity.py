@@ -91,7 +91,7 @@ def _layerwise(adapter, windows, batch_size, device, show_progress) -> float:
     run_layers(
         adapter, lambda ctx: None, inputs=inputs, device=device, show_progress=show_progress, desc="eval"
     )
-    norm, head = adapter.final_norm(), adapter.lm_head()
+    norm, head = adapter.final_modules(), adapter.lm_head()
     norm_home, head_home = module_device(norm), module_device(head)
     norm.to(device), head.to(device)
     try:

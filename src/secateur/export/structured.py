@@ -40,32 +40,41 @@ def per_layer_widths(adapter: ModelAdapter) -> dict[int, dict]:
     return widths
 
 
+def _decoder_part(data: dict) -> dict:
+    """The decoder's part of a config.json: itself, or a multimodal model's nested text_config."""
+    nested = data.get("text_config")
+    return nested if isinstance(nested, dict) else data
+
+
 def pruned_config(adapter: ModelAdapter) -> dict:
-    """The config.json for the model as it is now (uniform: standard; else with per_layer_config)."""
-    config = adapter.config.to_dict()
+    """The config.json for the model as it is now (uniform: standard; else with per_layer_config,
+    in the decoder's part: a multimodal model's text_config)."""
+    data = adapter.model.config.to_dict()
+    config = _decoder_part(data)
     config.pop(PER_LAYER, None)
     config["head_dim"] = adapter.geometry().head_dim
     widths = per_layer_widths(adapter)
     distinct = {json.dumps(w, sort_keys=True) for w in widths.values()}
     first = widths[0]
-    if len(distinct) == 1 and not first["skip"]:
+    heads_kept = first["num_attention_heads"] == adapter.geometry().num_heads
+    if len(distinct) == 1 and not first["skip"] and (adapter.spec.heads_in_config or heads_kept):
         config.update(
             {
                 adapter.config_name(k): first[k]
                 for k in ("num_attention_heads", "num_key_value_heads", "intermediate_size")
             }
         )
-        return config
+        return data
     config[PER_LAYER] = {
         str(i): {**{k: v for k, v in w.items() if k != "skip"}, **({"skip": w["skip"]} if w["skip"] else {})}
         for i, w in widths.items()
     }
-    return config
+    return data
 
 
 def sync_uniform_config(adapter: ModelAdapter) -> bool:
     """If every layer has the same widths, write them into the live model's config; True if so."""
-    data = pruned_config(adapter)
+    data = _decoder_part(pruned_config(adapter))
     if PER_LAYER in data:
         return False
     keys = ("num_attention_heads", "num_key_value_heads", "intermediate_size", "head_dim")
@@ -84,7 +93,7 @@ def write_if_heterogeneous(model: torch.nn.Module, folder: Path) -> bool:
     except SecateurError:
         return False
     data = pruned_config(adapter)
-    if PER_LAYER not in data:
+    if PER_LAYER not in _decoder_part(data):
         return False
     (folder / "config.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     return True
@@ -92,7 +101,7 @@ def write_if_heterogeneous(model: torch.nn.Module, folder: Path) -> bool:
 
 def is_heterogeneous(folder: str | Path) -> bool:
     path = Path(folder) / "config.json"
-    return path.is_file() and PER_LAYER in json.loads(path.read_text())
+    return path.is_file() and PER_LAYER in _decoder_part(json.loads(path.read_text()))
 
 
 def _state_dict(folder: Path) -> dict[str, torch.Tensor]:
@@ -107,6 +116,21 @@ def _state_dict(folder: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+def _as_model_names(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Checkpoint names -> the model's parameter names. save_pretrained renames some families'
+    weights (Gemma 3 multimodal: model.language_model.* is saved as language_model.model.*) with
+    transformers' conversion mapping; the same mapping, reversed, read off the model itself."""
+    try:
+        from transformers.core_model_loading import revert_weight_conversion
+    except ImportError:  # a transformers without conversion mappings saves the model's own names
+        return state
+    own = model.state_dict()
+    names = {id(tensor): name for name, tensor in own.items()}
+    saved = revert_weight_conversion(model, dict(own))
+    renamed = {key: names[id(tensor)] for key, tensor in saved.items() if id(tensor) in names}
+    return {renamed.get(key, key): tensor for key, tensor in state.items()}
+
+
 def load_pruned(folder: str | Path, dtype: torch.dtype | None = None) -> torch.nn.Module:
     """Any secateur output folder -> the model (heterogeneous ones rebuilt layer by layer)."""
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -115,12 +139,12 @@ def load_pruned(folder: str | Path, dtype: torch.dtype | None = None) -> torch.n
     if not is_heterogeneous(folder):
         return AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).eval()
     data = json.loads((folder / "config.json").read_text())
-    layers = data.pop(PER_LAYER)
+    layers = _decoder_part(data).pop(PER_LAYER)
     config = AutoConfig.for_model(data.pop("model_type"), **data)
     model = AutoModelForCausalLM.from_config(config)
     adapter = ModelAdapter(model)
     geometry = adapter.geometry()
-    plan = StructuredPlan(config.model_type, geometry.gqa_ratio, geometry.head_dim)
+    plan = StructuredPlan(adapter.config.model_type, geometry.gqa_ratio, geometry.head_dim)
     for index, widths in sorted(layers.items(), key=lambda item: int(item[0])):
         plan.layers.append(
             LayerPlan(
@@ -132,7 +156,7 @@ def load_pruned(folder: str | Path, dtype: torch.dtype | None = None) -> torch.n
     from secateur.structured.apply import apply_plan
 
     apply_plan(adapter, plan)
-    state = _state_dict(folder)
+    state = _as_model_names(model, _state_dict(folder))
     missing, unexpected = model.load_state_dict(state, strict=False)
     tied = {"lm_head.weight"} if getattr(config, "tie_word_embeddings", False) else set()
     if set(missing) - tied or unexpected:

@@ -47,7 +47,22 @@ def _targets(adapter, config) -> tuple[int, int]:
             f"keeping {keep} experts leaves fewer than the {top_k} each token is routed to "
             f"({layout.top_k_key}); keep at least {top_k}"
         )
+    groups = _routing_groups(adapter)
+    if groups > 1:
+        chosen = getattr(adapter.config, layout.top_k_groups_key)
+        # Its router scores a group by its two best experts and picks top_k among chosen groups.
+        if keep % groups or keep // groups < 2 or top_k > chosen * (keep // groups):
+            raise SecateurError(
+                f"this model routes within {groups} groups of experts ({layout.groups_key}), "
+                f"{chosen} per token: keep a multiple of {groups} experts, at least 2 per group and "
+                f"at least {-(-top_k // chosen)} per group for its {top_k} experts per token"
+            )
     return total, keep
+
+
+def _routing_groups(adapter) -> int:
+    key = adapter.spec.experts.groups_key
+    return int(getattr(adapter.config, key, None) or 1) if key else 1
 
 
 def prune_experts(
@@ -70,7 +85,7 @@ def prune_experts(
         with adapter.visiting(ctx.layer, observer=tally.observe):
             ctx.observe()
         scores = tally.scores(config.expert_score)
-        kept = experts_to_keep(scores, keep)
+        kept = experts_to_keep(scores, keep, _routing_groups(adapter))
         keep_experts(ctx.layer, layout, kept)
         with adapter.visiting(ctx.layer):  # the sliced experts compute the next layer's inputs
             ctx.propagate()

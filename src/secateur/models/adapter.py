@@ -25,7 +25,9 @@ from secateur.models.experts import (
     parse_expert_role,
     routed_through,
 )
+from secateur.models.fused import FusedProjection
 from secateur.models.geometry import AttentionGeometry, LayerShape
+from secateur.models.layer_config import LayerConfig
 from secateur.registry import REGISTRY
 
 ROLES = ("q", "k", "v", "o", "gate", "up", "down")
@@ -49,6 +51,10 @@ class ArchitectureSpec:
     base_path: str = "model"  # the decoder stack without the LM head
     layers_path: str = "model.layers"
     final_norm_path: str = "model.norm"
+    # Modules between the final norm and the LM head (OPT-350m projects hidden states down to its
+    # embedding width with project_out). A path whose module the checkpoint lacks (None) is skipped,
+    # as is an absent final norm (OPT-350m normalizes after each sub-block instead).
+    head_input_paths: tuple[str, ...] = ()
     roles: dict[str, str] = field(default_factory=lambda: dict(_LLAMA_ROLES))
     attention_bias: bool = False  # Qwen2 has biases on q/k/v
     attention_path: str = "self_attn"  # the sub-blocks structured pruning may remove whole
@@ -59,11 +65,13 @@ class ArchitectureSpec:
     # MLP channels alone (OSSCAR) can be sliced: the gate-less OPT MLP (fc1 row + bias, fc2 column)
     # although its attention cannot (OPT derives head_dim from hidden/heads). None: as `structured`.
     mlp_structured: bool | None = None
+    # False where the config cannot say a layer has fewer heads (OPT derives head_dim from
+    # hidden / heads): an output with heads removed keeps per_layer_config (load_pruned rebuilds it).
+    heads_in_config: bool = True
     # Generic config names -> this family's (OPT calls the MLP width ffn_dim), for update_config.
     config_names: dict[str, str] = field(default_factory=dict)
-    # Generic roles (q, k, v, gate, up) -> this family's role where projections are fused (Phi-3's
-    # qkv, gate_up), so LoRA targets and reports speak one language.
-    role_aliases: dict[str, str] = field(default_factory=dict)
+    # Linears whose rows stack several generic roles (Phi-3's qkv_proj: q, k, v), see models.fused.
+    fused: tuple[FusedProjection, ...] = ()
     # What the family's CausalLM forward does to lm_head's output (Granite divides by
     # logits_scaling): perplexity forms logits from hidden states itself, so it must do the same.
     logits_transform: Callable[[Any, torch.Tensor], torch.Tensor] | None = None
@@ -75,6 +83,12 @@ class ArchitectureSpec:
     # Described from a remote-code model's modules (models.discovery): mask methods only.
     remote_code: bool = False
     notes: str = ""
+
+    @property
+    def role_aliases(self) -> dict[str, str]:
+        """Generic role (q, k, v, gate, up) -> the fused role holding it, so LoRA targets and
+        reports speak one language."""
+        return {part: fused.role for fused in self.fused for part in fused.parts}
 
     @property
     def slices_mlp(self) -> bool:
@@ -163,7 +177,9 @@ class ModelAdapter:
         found = self._role_linears(layer)
         experts = self.experts_of(layer)
         if experts is not None:
+            later = {role: found.pop(role) for role in self.spec.experts.followed_by if role in found}
             found.update(expert_linears(experts, self.spec.experts))
+            found.update(later)
         return found
 
     def _role_linears(self, layer: nn.Module) -> dict[str, nn.Linear]:
@@ -218,6 +234,18 @@ class ModelAdapter:
         path = self.spec.attention_path if kind == "attention" else self.spec.mlp_path
         return None if path is None else _get(layer, path)
 
+    def resize_attention(self, attention: nn.Module, num_heads: int, num_kv_heads: int) -> None:
+        """After an attention module's projections were sliced: the head counts it reads itself."""
+        for name, value in (("num_heads", num_heads), ("num_key_value_heads", num_kv_heads)):
+            if hasattr(attention, name):  # older transformers read these; 5.x infers most from shapes
+                setattr(attention, name, value)
+        config = getattr(attention, "config", None)
+        if config is not None and hasattr(config, "num_attention_heads"):
+            # Phi-3 reads the query width from its config in the forward: give it this layer's.
+            attention.config = LayerConfig(
+                config, num_attention_heads=num_heads, num_key_value_heads=num_kv_heads
+            )
+
     def replace_sub_block(self, layer: nn.Module, kind: str, module: nn.Module) -> None:
         if kind != "attention" and self.spec.mlp_path is None:
             raise SecateurError(f"{self.spec.model_type}'s MLP is not one module: it cannot be removed whole")
@@ -239,8 +267,13 @@ class ModelAdapter:
     def base_model(self) -> nn.Module:
         return _get(self.model, self.spec.base_path)
 
-    def final_norm(self) -> nn.Module:
-        return _get(self.model, self.spec.final_norm_path)
+    def final_norm(self) -> nn.Module | None:
+        return _find(self.model, self.spec.final_norm_path)
+
+    def final_modules(self) -> nn.Sequential:
+        """What the base model applies to the last layer's output before the LM head, in order."""
+        paths = (self.spec.final_norm_path, *self.spec.head_input_paths)
+        return nn.Sequential(*[m for m in (_find(self.model, path) for path in paths) if m is not None])
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Logits from final hidden states (after the final norm), as the family's forward makes them."""
@@ -266,28 +299,88 @@ class ModelAdapter:
     def layer_shape(self, index: int) -> LayerShape:
         """The layer's current widths, read from its modules (a pruned model's layers differ).
 
-        Families whose widths are never sliced (fused projections, MoE) report their config's.
+        Families whose widths are never sliced (MoE, OLMo 2, remote code) report their config's.
         """
         geometry = self.geometry()
-        # Fused projections (Phi-3) and MoE families, whose widths are never sliced: the config's.
-        if self.spec.experts is not None or not {"k", "up", "down"} <= set(self.spec.roles):
+        ratio, head_dim = geometry.gqa_ratio, geometry.head_dim
+        if not (self.spec.structured or self.spec.slices_mlp):
             c = self.config
             intermediate = getattr(c, "intermediate_size", None) or getattr(c, "ffn_dim", 0)
-            return LayerShape(
-                c.hidden_size, geometry.num_kv_heads, geometry.gqa_ratio, geometry.head_dim, intermediate
-            )
+            return LayerShape(c.hidden_size, geometry.num_kv_heads, ratio, head_dim, intermediate)
         linears = self.linears(self.decoder_layers()[index])  # a removed sub-block has none
-        inputs = [role for role in ("gate", "up") if role in linears]  # OPT's MLP has no gate
+        owners = {role: self._owner(role) for role in ("k", "up", "gate")}
+
+        def rows(role: str) -> int:
+            """Output rows the generic role has now (its share of a fused Linear's rows)."""
+            owner = owners[role]
+            if owner not in linears:
+                return 0
+            if owner == role:
+                return linears[role].out_features
+            fused = self._fused(owner)
+            sizes = fused.part_sizes(linears[owner].out_features, ratio, head_dim)
+            return sizes[fused.parts.index(role)]
+
+        def has_bias(role: str) -> bool:
+            return owners[role] in linears and linears[owners[role]].bias is not None
+
         return LayerShape(
             hidden=self.config.hidden_size,
-            num_kv_heads=linears["k"].out_features // geometry.head_dim if "k" in linears else 0,
-            gqa_ratio=geometry.gqa_ratio,
-            head_dim=geometry.head_dim,
-            intermediate=linears["up"].out_features if "up" in linears else 0,
-            attention_bias="k" in linears and linears["k"].bias is not None,
-            mlp_bias="up" in linears and linears["up"].bias is not None,
-            mlp_inputs=len(inputs) or 2,
+            num_kv_heads=rows("k") // head_dim,
+            gqa_ratio=ratio,
+            head_dim=head_dim,
+            intermediate=rows("up"),
+            attention_bias=has_bias("k"),
+            mlp_bias=has_bias("up"),
+            mlp_inputs=2 if owners["gate"] in self.spec.roles else 1,  # OPT's MLP has no gate
         )
+
+    # Fused projections (models.fused) -------------------------------------------------------------
+    def _fused(self, role: str) -> FusedProjection | None:
+        return next((fused for fused in self.spec.fused if fused.role == role), None)
+
+    def _owner(self, generic: str) -> str:
+        """The table role whose Linear holds a generic role's rows (Phi-3: q -> qkv)."""
+        return self.spec.role_aliases.get(generic, generic)
+
+    def structured_roles(self) -> tuple[str, ...]:
+        """The table roles whose Linears hold the generic roles (q..down) structured pruning slices."""
+        return tuple(
+            dict.fromkeys(self._owner(role) for role in ROLES if self._owner(role) in self.spec.roles)
+        )
+
+    def unfused(self, tensors: dict[str, torch.Tensor | None], shape: LayerShape) -> dict:
+        """role -> tensor laid out like that Linear's rows (weights, importances, biases) -> generic
+        role -> its rows (a fused Linear's tensor is split into its parts; None stays None)."""
+        found: dict[str, torch.Tensor | None] = {}
+        for role, tensor in tensors.items():
+            fused = self._fused(role)
+            if fused is None:
+                found[role] = tensor
+            elif tensor is None:
+                found.update(dict.fromkeys(fused.parts))
+            else:
+                found.update(fused.split(tensor, shape.gqa_ratio, shape.head_dim))
+        return found
+
+    def output_rows(
+        self, layer: nn.Module, keep: dict[str, torch.Tensor], shape: LayerShape
+    ) -> list[tuple[nn.Linear, torch.Tensor]]:
+        """generic role -> its output rows to keep -> (Linear, its rows to keep) for each Linear
+        involved: a fused Linear once, with the rows of all its parts. Roles the layer lacks are
+        skipped (OPT's MLP has no gate)."""
+        linears = self.linears(layer)
+        slices = []
+        for owner in dict.fromkeys(self._owner(role) for role in keep):
+            if owner not in linears:
+                continue
+            fused = self._fused(owner)
+            if fused is None:
+                slices.append((linears[owner], keep[owner]))
+                continue
+            rows = fused.rows(keep, linears[owner].out_features, shape.gqa_ratio, shape.head_dim)
+            slices.append((linears[owner], rows))
+        return slices
 
     def max_context(self) -> int | None:
         return getattr(self.config, "max_position_embeddings", None)
@@ -318,6 +411,11 @@ class ModelAdapter:
                 i for i, layer in enumerate(layers) if self.experts_of(layer) is None
             ]
             values["decoder_sparse_step"] = 1
+        if self.spec.experts is not None and hasattr(self.config, "first_k_dense_replace"):
+            # DeepSeek-V3's dense layers are the first k: count those that remain.
+            layers = self.decoder_layers()
+            dense = [self.experts_of(layer) is None for layer in layers]
+            values["first_k_dense_replace"] = dense.index(False) if False in dense else len(dense)
         self.update_config(**values)
 
     def layer_kinds(self) -> tuple[str, ...]:

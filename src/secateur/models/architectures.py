@@ -6,6 +6,7 @@ import torch
 
 from secateur.models.adapter import ArchitectureSpec
 from secateur.models.experts import ExpertLayout
+from secateur.models.fused import ATTENTION_PARTS, MLP_PARTS, FusedProjection
 from secateur.registry import register
 
 LLAMA = register("architecture", "llama")(
@@ -60,16 +61,14 @@ GEMMA3 = register("architecture", "gemma3")(
         layers_path="model.language_model.layers",
         final_norm_path="model.language_model.norm",
         # Its head applies no soft-capping (Gemma 3's released configs set none anyway).
-        # Its checkpoints name weights language_model.model.* (transformers renames them on load),
-        # which load_pruned's per-layer rebuild does not map yet: structured width refused.
-        structured=False,
-        notes="Gemma 3 multimodal (4B+): the text decoder is pruned, the vision tower kept; "
-        "structured width not yet",
+        notes="Gemma 3 multimodal (4B+): the text decoder is pruned, the vision tower kept",
     )
 )
 PHI3 = register("architecture", "phi3")(
     # Fused qkv_proj and gate_up_proj: mask pruning treats each as one Linear, which is exact for
-    # every pattern (N:M groups and blocks run along a row's inputs, shared by all its parts).
+    # every pattern (N:M groups and blocks run along a row's inputs, shared by all its parts);
+    # structured pruning slices one KV group's / one channel's rows in every part (models.fused).
+    # Its attention reads the query width from the config: a shrunk layer gets its own view of it.
     ArchitectureSpec(
         model_type="phi3",
         roles={
@@ -78,9 +77,8 @@ PHI3 = register("architecture", "phi3")(
             "gate_up": "mlp.gate_up_proj",
             "down": "mlp.down_proj",
         },
-        role_aliases={"q": "qkv", "k": "qkv", "v": "qkv", "gate": "gate_up", "up": "gate_up"},
-        structured=False,
-        notes="Phi-3, Phi-3.5, Phi-4 (fused qkv_proj/gate_up_proj; structured slicing not yet)",
+        fused=(FusedProjection("qkv", ATTENTION_PARTS), FusedProjection("gate_up", MLP_PARTS)),
+        notes="Phi-3, Phi-3.5, Phi-4 (fused qkv_proj/gate_up_proj, sliced part by part)",
     )
 )
 OPT = register("architecture", "opt")(
@@ -90,6 +88,7 @@ OPT = register("architecture", "opt")(
         model_type="opt",
         layers_path="model.decoder.layers",
         final_norm_path="model.decoder.final_layer_norm",
+        head_input_paths=("model.decoder.project_out",),
         mlp_path=None,
         roles={
             "q": "self_attn.q_proj",
@@ -100,13 +99,12 @@ OPT = register("architecture", "opt")(
             "down": "fc2",
         },
         attention_bias=True,
-        # Its attention derives head_dim from hidden / heads, so heads cannot be removed through the
-        # config; MLP channels can (OSSCAR).
-        structured=False,
-        mlp_structured=True,
+        # Its attention derives head_dim from hidden / heads, so a config cannot carry fewer heads:
+        # outputs with heads removed keep per_layer_config and load through secateur.load_pruned.
+        heads_in_config=False,
         config_names={"intermediate_size": "ffn_dim"},
-        notes="OPT (gate-less fc1/fc2 MLP: OSSCAR slices fc1 rows + biases and fc2 columns; "
-        "attention heads not removable)",
+        notes="OPT (gate-less fc1/fc2 MLP: a channel is an fc1 row + bias and an fc2 column; "
+        "fewer heads load through secateur.load_pruned)",
     )
 )
 OLMO2 = register("architecture", "olmo2")(
@@ -156,5 +154,35 @@ QWEN3_MOE = register("architecture", "qwen3_moe")(
         experts=ExpertLayout(),
         structured=False,
         notes="Qwen3-MoE (q/k norms per head; structured width not yet: masks, depth, experts)",
+    )
+)
+DEEPSEEK_V3 = register("architecture", "deepseek_v3")(
+    # Multi-head latent attention: queries through a low-rank pair (q_a, q_b; or one q_proj when
+    # q_lora_rank is unset), keys and values from one compressed projection (kv_a, then kv_b). Its
+    # heads are not groups of rows structured pruning could slice, so masks, depth and experts only.
+    # The first first_k_dense_replace layers are dense; the rest route to experts in groups
+    # (n_group) beside shared experts.
+    ArchitectureSpec(
+        model_type="deepseek_v3",
+        roles={
+            "q": "self_attn.q_proj",
+            "q_a": "self_attn.q_a_proj",
+            "q_b": "self_attn.q_b_proj",
+            "kv_a": "self_attn.kv_a_proj_with_mqa",
+            "kv_b": "self_attn.kv_b_proj",
+            "o": "self_attn.o_proj",
+            **{f"shared_{role}": f"mlp.shared_experts.{role}_proj" for role in ("gate", "up", "down")},
+            **_DENSE_MLP_ROLES,
+        },
+        optional_roles=frozenset(
+            {"q", "q_a", "q_b", "shared_gate", "shared_up", "shared_down", "gate", "up", "down"}
+        ),
+        experts=ExpertLayout(
+            count_key="n_routed_experts",
+            groups_key="n_group",
+            followed_by=("shared_gate", "shared_up", "shared_down"),
+        ),
+        structured=False,
+        notes="DeepSeek-V3 (latent attention; grouped routing, shared experts: masks, depth, experts)",
     )
 )

@@ -35,6 +35,14 @@ class ExpertLayout:
     down: str = "down_proj"
     count_key: str = "num_experts"  # the config's name for experts per layer
     top_k_key: str = "num_experts_per_tok"
+    # DeepSeek-V3 routes within groups of consecutive experts (config n_group): a token first picks
+    # topk_group groups, then its experts inside them. None: one group.
+    groups_key: str | None = None
+    # Roles the block computes after its routed experts (DeepSeek-V3's shared experts; Qwen2-MoE
+    # runs its shared expert first): linears() lists them after the expert views, so a pipeline
+    # that stops after the last Linear still sees them.
+    followed_by: tuple[str, ...] = ()
+    top_k_groups_key: str = "topk_group"
 
     def experts_of(self, layer: nn.Module) -> nn.Module | None:
         """The layer's experts module, or None for a dense layer (Qwen-MoE's mlp_only_layers)."""
@@ -139,13 +147,20 @@ def keep_experts(layer: nn.Module, layout: ExpertLayout, keep: list[int]) -> Non
     that many; top-k stays as it was (the caller checks it still fits).
     """
     experts, router = layout.experts_of(layer), layout.router_of(layer)
+    total = layout.count(experts)
     index = torch.tensor(keep, dtype=torch.long, device=router.weight.device)
-    for module, names in ((experts, (layout.gate_up, layout.down)), (router, ("weight", "bias"))):
-        for name in names:
-            param = getattr(module, name, None)
-            if isinstance(param, torch.Tensor):
-                sliced = param.data.index_select(0, index.to(param.device)).clone()
-                setattr(module, name, nn.Parameter(sliced, requires_grad=param.requires_grad))
+    for name in (layout.gate_up, layout.down):
+        param = getattr(experts, name)
+        sliced = param.data.index_select(0, index.to(param.device)).clone()
+        setattr(experts, name, nn.Parameter(sliced, requires_grad=param.requires_grad))
+    # Every per-expert tensor of the router: its rows, a bias, DeepSeek-V3's score-correction buffer.
+    for name, tensor in [*router.named_parameters(recurse=False), *router.named_buffers(recurse=False)]:
+        if tensor.dim() >= 1 and tensor.shape[0] == total:
+            sliced = tensor.data.index_select(0, index.to(tensor.device)).clone()
+            if isinstance(tensor, nn.Parameter):
+                setattr(router, name, nn.Parameter(sliced, requires_grad=tensor.requires_grad))
+            else:
+                setattr(router, name, sliced)
     for module in (experts, router):
         if hasattr(module, "num_experts"):
             module.num_experts = len(keep)

@@ -35,27 +35,24 @@ def shrink_attention(adapter: ModelAdapter, layer: nn.Module, keep: torch.Tensor
     if keep.numel() == 0:
         adapter.replace_sub_block(layer, ATTENTION, SkippedBlock(ATTENTION))
         return
-    linears = adapter.linears(layer)
     q_index, kv_index = q_rows(keep, shape), kv_rows(keep, shape)
-    _slice_linear(linears["q"], q_index, 0)
-    _slice_linear(linears["k"], kv_index, 0)
-    _slice_linear(linears["v"], kv_index, 0)
-    _slice_linear(linears["o"], q_index, 1)
+    for linear, rows in adapter.output_rows(layer, {"q": q_index, "k": kv_index, "v": kv_index}, shape):
+        _slice_linear(linear, rows, 0)  # a fused qkv_proj once, with the rows of all three parts
+    _slice_linear(adapter.linears(layer)["o"], q_index, 1)
     attention = adapter.sub_block(layer, ATTENTION)
-    for name, value in (("num_heads", keep.numel() * shape.gqa_ratio), ("num_key_value_heads", keep.numel())):
-        if hasattr(attention, name):  # older transformers read these; 5.x infers heads from shapes
-            setattr(attention, name, value)
+    adapter.resize_attention(attention, keep.numel() * shape.gqa_ratio, keep.numel())
 
 
-def shrink_mlp(adapter: ModelAdapter, layer: nn.Module, keep: torch.Tensor) -> None:
-    if keep.numel() == 0:
+def shrink_mlp(adapter: ModelAdapter, layer: nn.Module, keep: torch.Tensor, shape: LayerShape) -> None:
+    # OPT's fc1/fc2 sit on the layer itself, so there is no MLP module to replace: slicing them to
+    # zero channels computes the same (fc2's bias alone, as the masked model does).
+    if keep.numel() == 0 and adapter.sub_block(layer, MLP) is not None:
         adapter.replace_sub_block(layer, MLP, SkippedBlock(MLP))
         return
-    linears = adapter.linears(layer)
-    for role in ("gate", "up"):  # a channel is a row of each input projection (OPT: fc1 only)
-        if role in linears:
-            _slice_linear(linears[role], keep, 0)
-    _slice_linear(linears["down"], keep, 1)
+    # A channel is a row of each input projection (OPT: fc1 only; Phi-3: of both halves of gate_up).
+    for linear, rows in adapter.output_rows(layer, {"gate": keep, "up": keep}, shape):
+        _slice_linear(linear, rows, 0)
+    _slice_linear(adapter.linears(layer)["down"], keep, 1)
     mlp = adapter.sub_block(layer, MLP)
     if mlp is not None and hasattr(mlp, "intermediate_size"):
         mlp.intermediate_size = int(keep.numel())
@@ -95,4 +92,4 @@ def apply_plan(adapter: ModelAdapter, plan: StructuredPlan) -> None:
         if shapes[row.layer].num_kv_heads and keep_kv.numel() < shapes[row.layer].num_kv_heads:
             shrink_attention(adapter, layer, keep_kv, shapes[row.layer])
         if shapes[row.layer].intermediate and keep_channels.numel() < shapes[row.layer].intermediate:
-            shrink_mlp(adapter, layer, keep_channels)
+            shrink_mlp(adapter, layer, keep_channels, shapes[row.layer])

@@ -75,7 +75,7 @@ def _through(
 
 @torch.no_grad()
 def _mean_nll(adapter: ModelAdapter, inputs: LayerInputs, hidden: torch.Tensor, windows, device) -> float:
-    norm, head = adapter.final_norm(), adapter.lm_head()
+    norm, head = adapter.final_modules(), adapter.lm_head()
     homes = module_device(norm), module_device(head)
     norm.to(device), head.to(device)
     try:

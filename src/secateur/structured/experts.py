@@ -39,10 +39,18 @@ class ExpertTally:
         return self.weighted_norm / self.tokens.clamp(min=1).double()
 
 
-def experts_to_keep(scores: torch.Tensor, keep: int) -> list[int]:
-    """The `keep` highest-scoring experts, in index order (ties: the lower index stays)."""
-    order = sorted(range(scores.numel()), key=lambda e: (-float(scores[e]), e))
-    return sorted(order[:keep])
+def experts_to_keep(scores: torch.Tensor, keep: int, groups: int = 1) -> list[int]:
+    """The `keep` highest-scoring experts, in index order (ties: the lower index stays).
+
+    With routing groups (consecutive experts, DeepSeek-V3's n_group), each group keeps the same
+    number, its best, so group-limited routing still sees equal groups.
+    """
+    size, per_group = scores.numel() // groups, keep // groups
+    kept = []
+    for group in range(groups):
+        members = range(group * size, (group + 1) * size)
+        kept += sorted(members, key=lambda e: (-float(scores[e]), e))[:per_group]
+    return sorted(kept)
 
 
 def kept_count(total: int, ratio: float | None, keep: int | None) -> int:

@@ -47,6 +47,7 @@ def attention_group_sums(
     return total
 
 
-def mlp_group_sums(gate: torch.Tensor, up: torch.Tensor, down: torch.Tensor) -> torch.Tensor:
-    """Per-weight importances of gate/up/down -> (intermediate,) fp32 channel sums."""
-    return gate.float().sum(1) + up.float().sum(1) + down.float().sum(0)
+def mlp_group_sums(gate: torch.Tensor | None, up: torch.Tensor, down: torch.Tensor) -> torch.Tensor:
+    """Per-weight importances of gate/up/down -> (intermediate,) fp32 channel sums (OPT: no gate)."""
+    total = up.float().sum(1) + down.float().sum(0)
+    return total if gate is None else total + gate.float().sum(1)

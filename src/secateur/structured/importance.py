@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from secateur.models.adapter import ModelAdapter
 from secateur.models.geometry import LayerShape
 from secateur.scoring.magnitude import magnitude_scores
 from secateur.scoring.taylor import taylor_scores
@@ -42,14 +43,21 @@ def element_importance(
 
 def layer_group_importance(
     kind: str,
-    linears: dict[str, torch.nn.Linear],
-    names: dict[str, str],
+    adapter: ModelAdapter,
+    index: int,
     shape: LayerShape,
     input_stats: dict | None = None,
     gradients: dict[str, GradientStats] | None = None,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """(attention group importances (num_kv,), MLP channel importances (intermediate,)); None if removed."""
+    """(attention group importances (num_kv,), MLP channel importances (intermediate,)); None if removed.
+
+    Importances are computed per Linear, with its own input norms and gradients, then a fused
+    Linear's (Phi-3's qkv_proj) are split into the generic roles' rows they hold.
+    """
     input_stats, gradients = input_stats or {}, gradients or {}
+    linears = adapter.linears(adapter.decoder_layers()[index])
+    names = adapter.linear_names(index)
+    present = [role for role in adapter.structured_roles() if role in linears]
 
     def weight(role: str) -> torch.Tensor:
         stats = input_stats.get(role)
@@ -66,11 +74,23 @@ def layer_group_importance(
             return None
         return element_importance(kind, b, gradient=gradients.get(f"{names[role]}.bias"))
 
+    weights = adapter.unfused({role: weight(role) for role in present}, shape)
+    biases = adapter.unfused({role: bias(role) for role in present}, shape)
     attention = mlp = None
-    if "q" in linears:
+    if "q" in weights:
         attention = attention_group_sums(
-            weight("q"), weight("k"), weight("v"), weight("o"), shape, (bias("q"), bias("k"), bias("v"))
+            weights["q"],
+            weights["k"],
+            weights["v"],
+            weights["o"],
+            shape,
+            (biases["q"], biases["k"], biases["v"]),
         )
-    if "gate" in linears:
-        mlp = mlp_group_sums(weight("gate"), weight("up"), weight("down"))
+    # An MLP channel's biases (OPT's fc1) count with it, as the attention groups' do.
+    if mlp is not None:
+        for role in ("gate", "up"):
+            if biases.get(role) is not None:
+                mlp += biases[role].float()
+    if "up" in weights:
+        mlp = mlp_group_sums(weights.get("gate"), weights["up"], weights["down"])
     return attention, mlp

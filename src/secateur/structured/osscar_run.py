@@ -117,7 +117,7 @@ def osscar_prune(
             fitted = refit(problem, keep, damp)
         else:
             keep, fitted, history = wanda, weight[:, wanda], [plain]
-        shrink_mlp(adapter, ctx.layer, keep.cpu())
+        shrink_mlp(adapter, ctx.layer, keep.cpu(), adapter.layer_shape(ctx.index))
         down.weight.copy_(fitted.to(down.weight.dtype))
         layers_report.append(
             {"layer": ctx.index, "kept": width, "error_wanda_no_refit": plain, "error_search": history}

@@ -162,14 +162,8 @@ def structured_prune(
 
     importances = {}
     for i in planned:
-        layer = adapter.decoder_layers()[i]
         importances[i] = layer_group_importance(
-            config.importance,
-            adapter.linears(layer),
-            adapter.linear_names(i),
-            shapes[i],
-            stats.get(i),
-            gradients,
+            config.importance, adapter, i, shapes[i], stats.get(i), gradients
         )
     del gradients, stats
     influence_planned = {i: influence.get(i, {}) for i in planned}
