@@ -175,6 +175,11 @@ def test_embedded_models_get_demo_sizes_unless_given():
     recipe = build_recipe(parser.parse_args(["prune", "--model", "some/hub-model"]), note=notes.append)
     assert (recipe.calibration.nsamples, recipe.calibration.seqlen) == (128, 2048)
     assert isinstance(parser, argparse.ArgumentParser)
+    # An embedded model with demo eval windows and --no-eval: no window count is chosen for a run
+    # that measures nothing (it would be refused as an unused option).
+    args = parser.parse_args(["prune", "--model", "qwen2.5-coder-1.5b", "--no-eval"])
+    recipe = build_recipe(args, note=notes.append)
+    assert not recipe.evaluation.enabled and recipe.calibration.nsamples == 8
 
 
 def test_console_script_exit_codes(tmp_path):

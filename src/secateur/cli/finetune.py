@@ -47,7 +47,7 @@ def build_recipe(args: argparse.Namespace) -> FinetuneRecipe:
     embedded = embedded_model(str(data.get("model", FinetuneRecipe.model)))
     if embedded is not None:
         data["finetune"].setdefault("seqlen", embedded.demo.seqlen)
-        if embedded.demo.eval_windows:
+        if embedded.demo.eval_windows and data["evaluation"].get("enabled", True):  # not with --no-eval
             data["evaluation"].setdefault("max_windows", embedded.demo.eval_windows)
     return from_dict(FinetuneRecipe, data)
 

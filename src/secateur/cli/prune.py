@@ -107,7 +107,8 @@ def apply_demo_sizes(data: dict) -> str | None:
         if key not in calibration:
             calibration[key] = value
             chosen.append(f"--{key} {value}")
-    if model.demo.eval_windows and "max_windows" not in evaluation:
+    # --no-eval: nothing is measured, so no window count is chosen for it (it would be refused).
+    if model.demo.eval_windows and "max_windows" not in evaluation and evaluation.get("enabled", True):
         evaluation["max_windows"] = model.demo.eval_windows
         chosen.append(f"--eval-windows {model.demo.eval_windows}")
     if not chosen:
