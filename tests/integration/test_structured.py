@@ -211,6 +211,21 @@ def test_wanda_and_taylor_importances_match_hand_computed_references(windows):
     )
 
 
+def test_an_mlp_channel_counts_its_biases_opt_fc1():
+    """OPT's MLP channel j is fc1 row j, fc1 bias j and fc2 column j: magnitude importance sums all three."""
+    from secateur.structured.importance import layer_group_importance
+
+    model = tiny_model("opt")
+    adapter = ModelAdapter(model)
+    layer = adapter.decoder_layers()[0]
+    with torch.no_grad():  # initialised to zero: make them count
+        layer.fc1.bias.normal_()
+    _, mlp = layer_group_importance("magnitude", adapter, 0, adapter.layer_shape(0))
+    fc1, fc2 = layer.fc1, layer.fc2
+    expected = fc1.weight.abs().sum(1) + fc1.bias.abs() + fc2.weight.abs().sum(0)
+    assert torch.allclose(mlp, expected.float(), rtol=1e-5)
+
+
 @pytest.mark.parametrize("model_type", ["qwen2", "qwen3", "phi3", "opt", "gemma3"])
 @pytest.mark.parametrize("uniform", [False, True])
 def test_save_then_load_gives_the_same_logits(windows, tmp_path, uniform, model_type):

@@ -86,11 +86,10 @@ def layer_group_importance(
             shape,
             (biases["q"], biases["k"], biases["v"]),
         )
-    # An MLP channel's biases (OPT's fc1) count with it, as the attention groups' do.
-    if mlp is not None:
-        for role in ("gate", "up"):
-            if biases.get(role) is not None:
-                mlp += biases[role].float()
     if "up" in weights:
         mlp = mlp_group_sums(weights.get("gate"), weights["up"], weights["down"])
+        # An MLP channel's biases (OPT's fc1) count with it, as the attention groups' do.
+        for role in ("gate", "up"):
+            if biases.get(role) is not None:
+                mlp = mlp + biases[role].float()
     return attention, mlp
