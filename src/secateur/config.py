@@ -366,6 +366,16 @@ class PruneRecipe:
         "run the modeling code that ships with the checkpoint (only for sources you trust); an "
         "architecture secateur has no row for is then pruned with mask methods only",
     )
+    stream: bool = option(
+        False,
+        "leave the decoder layers on disk and read each just before its turn (models larger than "
+        "RAM; mask methods)",
+    )
+    max_memory: float | None = option(
+        None,
+        "GiB of RAM the model may take; a larger one is streamed (--stream) with a mask method, "
+        "refused otherwise (default: the memory free when the run starts)",
+    )
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)

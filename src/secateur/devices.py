@@ -39,3 +39,15 @@ def module_device(module: torch.nn.Module) -> torch.device:
     for parameter in module.parameters():
         return parameter.device
     return torch.device("cpu")
+
+
+def free_memory() -> int | None:
+    """Bytes of RAM available to a new allocation now (Linux's MemAvailable); None if unknown."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None

@@ -7,8 +7,6 @@ import resource
 import shutil
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,33 +14,10 @@ import torch
 from safetensors.torch import load_file
 
 from helpers.cli import assert_one_line_error, assert_refused, prune_args
+from helpers.processes import killed_at, run_cli
 from secateur.cli.main import main
 
 SCHEDULE = "iteration,dense,mid_2_4,topk,epochs\n1,0.75,0.25,0,1\n2,0.5,0.25,0.25,1\n3,0.25,0.5,0.25,1\n"
-
-
-def _command(args):
-    return [sys.executable, "-m", "secateur", *map(str, args)]
-
-
-def _killed_at(args, point: str, timeout: float = 180) -> None:
-    """Run the CLI until it reaches `point` (secateur.faults), then SIGKILL it: a crash right there."""
-    env = {**os.environ, "SECATEUR_PAUSE_AT": point}
-    child = subprocess.Popen(_command(args), stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.time() + timeout
-    for line in child.stderr:
-        if line.strip() == f"secateur-paused-at {point}":
-            break
-        assert time.time() < deadline, f"never reached {point}"
-    else:
-        raise AssertionError(f"the process ended before {point} (exit {child.wait()})")
-    child.send_signal(signal.SIGKILL)
-    child.wait(timeout=60)
-    assert child.returncode == -signal.SIGKILL
-
-
-def _run(args, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(_command(args), capture_output=True, text=True, timeout=300, **kwargs)
 
 
 def _siblings(out: Path) -> list[Path]:
@@ -57,11 +32,11 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
 def test_kill_9_of_prune_leaves_no_output_and_the_rerun_just_works(saved_llama, corpus, tmp_path, point):
     out = tmp_path / "out"
     args = prune_args(saved_llama, corpus, "--method", "wanda", "--no-eval", "--out", out, "--quiet")
-    _killed_at(args, point)
+    killed_at(args, point)
     assert not out.exists()  # never a half-written folder under the name a script looks for
     if point == "save":
         assert len(_siblings(out)) == 1  # what a SIGKILL cannot clean: a hidden, PID-named sibling
-    done = _run(args)
+    done = run_cli(args)
     assert done.returncode == 0, done.stderr
     assert _weights(out) and json.loads((out / "secateur.json").read_text())["prune"]
     assert _siblings(out) == []  # the dead process's leftovers were removed, ours renamed
@@ -70,10 +45,10 @@ def test_kill_9_of_prune_leaves_no_output_and_the_rerun_just_works(saved_llama, 
 def test_kill_9_of_an_overwrite_while_saving_keeps_the_previous_result(saved_llama, corpus, tmp_path):
     out = tmp_path / "out"
     first = prune_args(saved_llama, corpus, "--method", "magnitude", "--no-eval", "--out", out, "--quiet")
-    assert _run(first).returncode == 0
+    assert run_cli(first).returncode == 0
     before = _weights(out)
     second = prune_args(saved_llama, corpus, "--method", "wanda", "--no-eval", "--out", out, "--overwrite")
-    _killed_at([*second, "--quiet"], "save")
+    killed_at([*second, "--quiet"], "save")
     after = _weights(out)
     assert all(torch.equal(before[name], after[name]) for name in before)
 
@@ -91,11 +66,11 @@ def test_kill_9_inside_progressive_iteration_2_then_resume_is_bit_identical(save
     schedule = tmp_path / "schedule.csv"
     schedule.write_text(SCHEDULE)
     reference, out = tmp_path / "reference", tmp_path / "run"
-    done = _run(_progressive_args(saved_llama, corpus, schedule, reference))
+    done = run_cli(_progressive_args(saved_llama, corpus, schedule, reference))
     assert done.returncode == 0, done.stderr
-    _killed_at(_progressive_args(saved_llama, corpus, schedule, out), "progressive-finetune-2")
+    killed_at(_progressive_args(saved_llama, corpus, schedule, out), "progressive-finetune-2")
     assert (out / "iter1/log.json").exists() and not (out / "iter2/log.json").exists()
-    resumed = _run(_progressive_args(saved_llama, corpus, schedule, out, "--resume"))
+    resumed = run_cli(_progressive_args(saved_llama, corpus, schedule, out, "--resume"))
     assert resumed.returncode == 0, resumed.stderr
     ours, theirs = _weights(out / "iter3/finetuned_model"), _weights(reference / "iter3/finetuned_model")
     assert ours.keys() == theirs.keys()
@@ -215,7 +190,7 @@ def _limit_writes():
 def test_a_full_disk_while_saving_is_one_line_and_leaves_nothing(saved_llama, corpus, tmp_path):
     out = tmp_path / "out"
     args = prune_args(saved_llama, corpus, "--method", "magnitude", "--no-eval", "--out", out, "--quiet")
-    done = _run(args, preexec_fn=_limit_writes)
+    done = run_cli(args, preexec_fn=_limit_writes)
     assert done.returncode == 2, done.stderr
     assert_one_line_error(done.stderr, "could not write --out", "File too large")
     assert not out.exists() and _siblings(out) == []

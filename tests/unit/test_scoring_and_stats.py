@@ -53,7 +53,7 @@ def test_collector_sees_shared_inputs_once_and_removes_hooks():
     assert not a._forward_pre_hooks and not b._forward_pre_hooks
 
 
-def test_hessian_is_twice_the_mean_outer_product_in_fp32():
+def test_hessian_is_twice_the_mean_outer_product_summed_in_fp64():
     torch.manual_seed(0)
     linear = torch.nn.Linear(5, 2).to(torch.bfloat16)
     x = torch.randn(3, 7, 5).to(torch.bfloat16)
@@ -63,5 +63,37 @@ def test_hessian_is_twice_the_mean_outer_product_in_fp32():
         linear(x[2:])
     flat = x.reshape(-1, 5).double()
     expected = 2 * flat.T @ flat / 21
-    assert stats["l"].xtx.dtype == torch.float32 and stats["l"].tokens == 21
+    assert stats["l"].total.dtype == torch.float64 and stats["l"].tokens == 21
+    assert stats["l"].hessian().dtype == torch.float32
     torch.testing.assert_close(stats["l"].hessian().double(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_statistics_do_not_depend_on_how_batches_are_shared_out():
+    """What a 2-process run relies on: batches summed in another order and in two parts (each part
+    summed on its own, then the parts added, as all_sum does) give the very same fp32 statistics."""
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 3)
+    batches = [torch.randn(2, 97, 64) * 30 for _ in range(8)]
+
+    def gathered(make, parts):
+        totals = []
+        for part in parts:
+            collector = InputCollector({"l": linear}, make)
+            with collector.attached() as stats:
+                for batch in part:
+                    linear(batch)
+            totals.append(stats["l"])
+        first = totals[0]
+        for other in totals[1:]:
+            first.total += other.total
+            first.tokens += other.tokens
+        return first
+
+    one = [batches]
+    shared = [batches[0::2], batches[1::2][::-1]]
+    for make, read in (
+        (InputStats.for_module, lambda s: s.sum_sq),
+        (HessianStats.for_module, lambda s: s.hessian()),
+    ):
+        a, b = read(gathered(make, one)), read(gathered(make, shared))
+        assert a.dtype == torch.float32 and torch.equal(a, b)

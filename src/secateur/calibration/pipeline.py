@@ -17,7 +17,6 @@ import torch
 from torch import nn
 
 from secateur.calibration.capture import LayerInputs
-from secateur.devices import module_device
 from secateur.faults import pause_point
 from secateur.models.adapter import ModelAdapter
 from secateur.progress import progress
@@ -93,30 +92,34 @@ def run_layers(
     show_progress: bool = True,
     desc: str = "layers",
     propagate_last: bool = True,
+    changes: bool,
 ) -> None:
     """Visit every decoder layer in order; with `inputs`, also propagate activations through it.
 
     `propagate_last=False` skips computing the last layer's outputs when nothing will read them.
+    `changes`: whether the visitor changes weights. Every caller says so (no default): a streamed
+    model's changed layers are written back and mark where a killed run resumes, while a pass that
+    only reads (statistics, evaluation) must do neither.
     """
     layers = adapter.decoder_layers()
-    for index in progress(range(len(layers)), desc, show_progress):
-        layer = layers[index]
-        home = module_device(layer)
-        layer.to(device)
-        try:
-            with adapter.visiting(layer) as linears:
-                context = LayerContext(
-                    index=index,
-                    name=adapter.layer_name(index),
-                    layer=layer,
-                    linears=linears,
-                    inputs=inputs,
-                    device=device,
-                )
-                visit(context)
-                pause_point(f"{desc}-layer-{index}")  # fault tests kill the process here
-                last = index == len(layers) - 1
-                if inputs is not None and not context.propagated and (propagate_last or not last):
-                    context.propagate()
-        finally:
-            layer.to(home)
+    stream = adapter.stream if changes else None
+    start = stream.resume_from() if stream is not None else 0  # a killed streamed run resumes
+    if start and inputs is not None and start < len(layers):
+        inputs.hidden.copy_(stream.activations(inputs.hidden.device))
+    for index in progress(range(start, len(layers)), desc, show_progress):
+        with adapter.layer_on(index, device, write=changes) as layer, adapter.visiting(layer) as linears:
+            context = LayerContext(
+                index=index,
+                name=adapter.layer_name(index),
+                layer=layer,
+                linears=linears,
+                inputs=inputs,
+                device=device,
+            )
+            visit(context)
+            pause_point(f"{desc}-layer-{index}")  # fault tests kill the process here
+            last = index == len(layers) - 1
+            if inputs is not None and not context.propagated and (propagate_last or not last):
+                context.propagate()
+        if stream is not None:  # written: a resume starts after it
+            stream.layer_done(index, inputs.hidden if inputs is not None and not last else None)

@@ -20,6 +20,7 @@ import torch
 from secateur.calibration.capture import capture_layer_inputs
 from secateur.calibration.pipeline import run_layers
 from secateur.devices import module_device
+from secateur.distributed import all_sum_number, shard
 from secateur.models.adapter import ModelAdapter
 from secateur.progress import progress
 from secateur.scoring.nll import nll_sum
@@ -54,10 +55,12 @@ def perplexity(
     start = time.perf_counter()
     home = module_device(adapter.model)
     device = device or home
-    if device == home:
-        total = _direct(adapter, windows, batch_size, device, show_progress)
+    share = shard(windows)  # a distributed run: each process its share, the sum of all
+    if device == home and adapter.stream is None:  # a streamed model's layers are on disk
+        total = _direct(adapter, share, batch_size, device, show_progress)
     else:
-        total = _layerwise(adapter, windows, batch_size, device, show_progress)
+        total = _layerwise(adapter, share, batch_size, device, show_progress)
+    total = all_sum_number(float(total))
     n, seqlen = windows.shape
     tokens = n * (seqlen - 1)
     mean_nll = total / tokens
@@ -89,7 +92,13 @@ def _layerwise(adapter, windows, batch_size, device, show_progress) -> float:
         adapter, windows, batch_size=batch_size, compute_device=device, storage_device=device
     )
     run_layers(
-        adapter, lambda ctx: None, inputs=inputs, device=device, show_progress=show_progress, desc="eval"
+        adapter,
+        lambda ctx: None,
+        inputs=inputs,
+        device=device,
+        show_progress=show_progress,
+        desc="eval",
+        changes=False,
     )
     norm, head = adapter.final_modules(), adapter.lm_head()
     norm_home, head_home = module_device(norm), module_device(head)

@@ -94,36 +94,42 @@ def measure_sparsity(
     pattern's own count for the target is used.
     """
     modules = []
-    for index, layer in enumerate(adapter.decoder_layers()):
-        names = adapter.linear_names(index)
-        target = layer_sparsity.get(index, 0.0)
-        for role, linear in adapter.linears(layer).items():
-            weight = linear.weight
-            shape = (weight.shape[0], weight.shape[1])
-            if expected is not None and (index, role) in expected:
-                expected_zeros = expected[(index, role)]
-            else:
-                expected_zeros = pattern.pruned_per_matrix(shape, target) if target else 0
-            structured = bool(target)
-            modules.append(
-                ModuleSparsity(
-                    name=names[role],
-                    layer=index,
-                    role=role,
-                    shape=shape,
-                    zeros=int((weight == 0).sum()),
-                    numel=weight.numel(),
-                    target=target,
-                    expected_zeros=expected_zeros,
-                    conforming_zeros=pattern.conforming_zeros(weight)
-                    if structured
-                    else int((weight == 0).sum()),
-                    violations=pattern.structure_violations(weight) if structured else 0,
-                    tolerance=pattern.sparsity_tolerance(shape),
-                    details=pattern.structure_details(weight) if structured else {},
-                )
+    for index in range(adapter.num_layers()):
+        with adapter.layer_weights(index) as layer:  # a streamed layer: read from disk, freed after
+            modules += _layer_sparsity(
+                adapter, index, layer, pattern, layer_sparsity.get(index, 0.0), expected
             )
     return SparsityReport(tuple(modules))
+
+
+def _layer_sparsity(adapter, index, layer, pattern, target, expected) -> list[ModuleSparsity]:
+    modules = []
+    names = adapter.linear_names(index)
+    for role, linear in adapter.linears(layer).items():
+        weight = linear.weight
+        shape = (weight.shape[0], weight.shape[1])
+        if expected is not None and (index, role) in expected:
+            expected_zeros = expected[(index, role)]
+        else:
+            expected_zeros = pattern.pruned_per_matrix(shape, target) if target else 0
+        structured = bool(target)
+        modules.append(
+            ModuleSparsity(
+                name=names[role],
+                layer=index,
+                role=role,
+                shape=shape,
+                zeros=int((weight == 0).sum()),
+                numel=weight.numel(),
+                target=target,
+                expected_zeros=expected_zeros,
+                conforming_zeros=pattern.conforming_zeros(weight) if structured else int((weight == 0).sum()),
+                violations=pattern.structure_violations(weight) if structured else 0,
+                tolerance=pattern.sparsity_tolerance(shape),
+                details=pattern.structure_details(weight) if structured else {},
+            )
+        )
+    return modules
 
 
 def verify_sparsity(report: SparsityReport, pattern: Pattern) -> None:

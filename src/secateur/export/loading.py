@@ -14,6 +14,7 @@ from secateur.export.structured import is_heterogeneous, load_pruned
 from secateur.models.adapter import ModelAdapter, attach_spec, spec_for
 from secateur.models.discovery import check_discovered, discover_spec
 from secateur.models.embedded import embedded_model
+from secateur.models.streaming import open_streamed
 from secateur.registry import REGISTRY
 
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
@@ -63,16 +64,23 @@ def resolve_dtype(dtype: str, device: torch.device, checkpoint_dtype: object = N
 
 
 def load_model(
-    name: str, dtype: str = "auto", device: torch.device | None = None, trust_remote_code: bool = False
+    name: str,
+    dtype: str = "auto",
+    device: torch.device | None = None,
+    trust_remote_code: bool = False,
+    stream: bool = False,
 ) -> LoadedModel:
     """Load model + tokenizer on the CPU (layers visit the compute device one at a time).
 
     `trust_remote_code`: run the modeling code that ships with the checkpoint; an architecture
     secateur has no row for is then described from its modules (models.discovery), mask methods only.
+    `stream`: leave the decoder layers on disk until their turn (models.streaming).
     """
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     location = locate_model(name)
+    if stream:
+        location = _check_streamable(name, location, trust_remote_code)
 
     if is_adapter_folder(location):  # a LoRA adapter saved by `secateur recover`: base + adapter
         loaded = load_with_adapter(location, dtype, device, load_model)
@@ -96,12 +104,15 @@ def load_model(
         spec_for(model_type)  # raises: unsupported architectures fail before the weights load
     checkpoint_dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
     torch_dtype = resolve_dtype(dtype, device or torch.device("cpu"), checkpoint_dtype)
-    model = _read_weights(
-        location,
-        lambda: AutoModelForCausalLM.from_pretrained(
-            location, dtype=torch_dtype, trust_remote_code=trust_remote_code
-        ),
-    )
+    if stream:
+        model = _read_weights(location, lambda: open_streamed(location, _layers_path, torch_dtype))
+    else:
+        model = _read_weights(
+            location,
+            lambda: AutoModelForCausalLM.from_pretrained(
+                location, dtype=torch_dtype, trust_remote_code=trust_remote_code
+            ),
+        )
     model.eval()
     if unknown:  # remote code: describe it from its modules
         spec = discover_spec(model, model_type)
@@ -109,6 +120,42 @@ def load_model(
         attach_spec(model, spec)
     tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code)
     return LoadedModel(model, tokenizer, ModelAdapter(model), name, location)
+
+
+def loaded_size(location: str, dtype: str, device: torch.device) -> int | None:
+    """Bytes the model's weights take once loaded (its safetensors files, scaled to the dtype it
+    loads in); None when that cannot be known without downloading (a hub id) or is not safetensors."""
+    import json
+
+    folder = Path(location)
+    files = list(folder.glob("*.safetensors")) if folder.is_dir() else []
+    if not files:
+        return None
+    size = sum(file.stat().st_size for file in files)
+    config = json.loads((folder / "config.json").read_text())
+    stored = _DTYPES.get(str(config.get("dtype") or config.get("torch_dtype") or "float32"), torch.float32)
+    target = resolve_dtype(dtype, device, stored)
+    return size * target.itemsize // stored.itemsize
+
+
+def _layers_path(model: torch.nn.Module) -> str:
+    return ModelAdapter(model).spec.layers_path
+
+
+def _check_streamable(name: str, location: str, trust_remote_code: bool) -> str:
+    """--stream reads a local safetensors folder layer by layer (a hub id is downloaded first)."""
+    if trust_remote_code:
+        raise SecateurError("--stream and --trust-remote-code do not combine yet: load remote code in RAM")
+    if not Path(location).is_dir():
+        from huggingface_hub import snapshot_download
+
+        location = snapshot_download(location, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"])
+    if is_adapter_folder(location) or is_heterogeneous(location):
+        raise SecateurError(
+            f"--stream reads plain checkpoints; {name} is a LoRA adapter or has per-layer widths: "
+            "load it without --stream"
+        )
+    return location
 
 
 def _check_local_config(location: str, trust_remote_code: bool = False) -> None:

@@ -85,11 +85,19 @@ def save_checkpoint(
 
     `extra(folder)` writes further files (tier maps, plots, a rewritten config) before the rename.
     """
-    with atomic_output_dir(out, overwrite) as tmp:
-        model.save_pretrained(tmp)
-        from secateur.export.structured import write_if_heterogeneous
+    from secateur.models.streaming import stream_of
 
-        write_if_heterogeneous(model, tmp)  # structurally pruned layers of different widths
+    with atomic_output_dir(out, overwrite) as tmp:
+        stream = stream_of(model)
+        if stream is not None:  # --stream: the layers are on disk already
+            from secateur.export.streamed import write_streamed
+
+            write_streamed(model, stream, tmp)
+        else:
+            model.save_pretrained(tmp)
+            from secateur.export.structured import write_if_heterogeneous
+
+            write_if_heterogeneous(model, tmp)  # structurally pruned layers of different widths
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
         if extra is not None:

@@ -17,6 +17,7 @@ import torch
 
 from secateur.errors import SecateurError
 from secateur.models.adapter import ModelAdapter
+from secateur.models.streaming import model_names
 from secateur.structured.groups import ATTENTION, MLP
 from secateur.structured.plan import LayerPlan, StructuredPlan
 
@@ -117,17 +118,8 @@ def _state_dict(folder: Path) -> dict[str, torch.Tensor]:
 
 
 def _as_model_names(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Checkpoint names -> the model's parameter names. save_pretrained renames some families'
-    weights (Gemma 3 multimodal: model.language_model.* is saved as language_model.model.*) with
-    transformers' conversion mapping; the same mapping, reversed, read off the model itself."""
-    try:
-        from transformers.core_model_loading import revert_weight_conversion
-    except ImportError:  # a transformers without conversion mappings saves the model's own names
-        return state
-    own = model.state_dict()
-    names = {id(tensor): name for name, tensor in own.items()}
-    saved = revert_weight_conversion(model, dict(own))
-    renamed = {key: names[id(tensor)] for key, tensor in saved.items() if id(tensor) in names}
+    """Checkpoint names -> the model's (save_pretrained renames Gemma 3 multimodal's weights)."""
+    renamed = model_names(model)
     return {renamed.get(key, key): tensor for key, tensor in state.items()}
 
 

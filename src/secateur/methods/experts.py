@@ -99,7 +99,15 @@ def prune_experts(
             }
         )
 
-    run_layers(adapter, visit, inputs=inputs, device=device, show_progress=show_progress, desc="experts")
+    run_layers(
+        adapter,
+        visit,
+        inputs=inputs,
+        device=device,
+        show_progress=show_progress,
+        desc="experts",
+        changes=True,
+    )
     adapter.update_config(**{layout.count_key: keep})
     data = {
         "method": "experts",

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from secateur.devices import module_device
 from secateur.errors import SecateurError
 from secateur.models.experts import (
     PARTS,
@@ -28,6 +29,7 @@ from secateur.models.experts import (
 from secateur.models.fused import FusedProjection
 from secateur.models.geometry import AttentionGeometry, LayerShape
 from secateur.models.layer_config import LayerConfig
+from secateur.models.streaming import LayerStream, stream_of
 from secateur.registry import REGISTRY
 
 ROLES = ("q", "k", "v", "o", "gate", "up", "down")
@@ -194,6 +196,37 @@ class ModelAdapter:
             if module is not None:
                 found[role] = module
         return found
+
+    @property
+    def stream(self) -> LayerStream | None:
+        """Set when the decoder layers stay on disk until their turn (--stream, models.streaming)."""
+        return stream_of(self.model)
+
+    @contextmanager
+    def layer_on(self, index: int, device: torch.device, write: bool = False) -> Iterator[nn.Module]:
+        """Decoder layer `index` on `device` while inside, back where it was after. A streamed
+        layer is read from disk and freed after (written back first if `write`)."""
+        if self.stream is not None:
+            with self.stream.visiting(index, device, write) as layer:
+                yield layer
+            return
+        layer = self.decoder_layers()[index]
+        home = module_device(layer)
+        layer.to(device)
+        try:
+            yield layer
+        finally:
+            layer.to(home)
+
+    @contextmanager
+    def layer_weights(self, index: int) -> Iterator[nn.Module]:
+        """Decoder layer `index` to read its weights where they are (a streamed one: from disk, on
+        the CPU, freed after)."""
+        if self.stream is None:
+            yield self.decoder_layers()[index]
+            return
+        with self.stream.visiting(index, torch.device("cpu"), write=False) as layer:
+            yield layer
 
     def experts_of(self, layer: nn.Module) -> nn.Module | None:
         """The layer's routed experts module; None for dense families, dense and removed MLPs."""

@@ -179,6 +179,7 @@ def prune_with_masks(
         show_progress=show_progress,
         desc="pruning",
         propagate_last=False,
+        changes=True,
     )
     timings["prune_s"] = time.perf_counter() - start
     if isinstance(visitor, TierPruner):

@@ -38,5 +38,13 @@ def measure_outlier_ratios(
         scores = [wanda.score(linear.weight, stats[role]) for role, linear in ctx.linears.items()]
         ratios[ctx.index] = outlier_ratio(scores, multiple)
 
-    run_layers(adapter, visit, inputs=inputs, device=device, show_progress=show_progress, desc="OWL outliers")
+    run_layers(
+        adapter,
+        visit,
+        inputs=inputs,
+        device=device,
+        show_progress=show_progress,
+        desc="OWL outliers",
+        changes=False,  # only reads: a streamed model's layers are not written (nor marked done)
+    )
     return ratios

@@ -25,6 +25,10 @@ def layer_statistics(method: PruningMethod, ctx: LayerContext, min_tokens: int =
         return {}, []
     with collector.attached() as stats:
         ctx.observe(stop_after=list(ctx.linears.values())[-1])
+    # A distributed run: every process saw its share of the windows; the sums of all are used.
+    # (Dense layers only: every rank meets the same Linears sharing the same inputs, in order.)
+    for shared in {id(s): s for s in stats.values()}.values():
+        shared.reduce()
     return stats, _fall_back(stats, ctx, collector.neutral, min_tokens)
 
 

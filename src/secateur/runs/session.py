@@ -25,10 +25,15 @@ from secateur.models.adapter import ModelAdapter
 
 
 def load_model(
-    name: str, dtype: str = "auto", device: str | None = None, trust_remote_code: bool = False
+    name: str,
+    dtype: str = "auto",
+    device: str | None = None,
+    trust_remote_code: bool = False,
+    stream: bool = False,
 ) -> LoadedModel:
-    """Embedded name, local folder or hub id -> LoadedModel(model, tokenizer, adapter, ...), on CPU."""
-    return _load_model(name, dtype, resolve_device(device), trust_remote_code)
+    """Embedded name, local folder or hub id -> LoadedModel(model, tokenizer, adapter, ...), on CPU
+    (with `stream`, its decoder layers stay on disk until their turn)."""
+    return _load_model(name, dtype, resolve_device(device), trust_remote_code, stream)
 
 
 def check_seqlen(adapter: ModelAdapter, seqlen: int, flag: str = "--seqlen") -> None:

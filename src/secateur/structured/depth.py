@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from secateur.calibration.capture import LayerInputs, capture_layer_inputs
 from secateur.devices import module_device
+from secateur.distributed import all_sum_number
 from secateur.errors import SecateurError
 from secateur.models.adapter import ModelAdapter
 from secateur.progress import progress
@@ -83,7 +84,9 @@ def _mean_nll(adapter: ModelAdapter, inputs: LayerInputs, hidden: torch.Tensor, 
         total = sum(nll_sum(norm(hidden[b].to(device)), windows[b], adapter.logits) for b in batches)
     finally:
         norm.to(homes[0]), head.to(homes[1])
-    return total / (windows.shape[0] * (windows.shape[1] - 1))
+    # A distributed run: each process holds its share of the windows; the mean is over all of them.
+    count = all_sum_number(windows.shape[0])
+    return all_sum_number(float(total)) / (count * (windows.shape[1] - 1))
 
 
 @torch.no_grad()
@@ -112,13 +115,14 @@ def window_scores(
     state = inputs.hidden.clone()
     scores: dict[int, float] = {}
     if score == "bi":
+        tokens = all_sum_number(state.shape[0] * state.shape[1])  # of every process (distributed)
         ring: deque[torch.Tensor] = deque([state], maxlen=num_remove + 1)
         for index in progress(range(count), "block influence", show_progress):
             ring.append(_through(layers[index], index, inputs, ring[-1], device))
             if len(ring) == num_remove + 1:
                 start = index + 1 - num_remove
                 cos = F.cosine_similarity(ring[0].float(), ring[-1].float(), dim=-1)
-                scores[start] = 1.0 - float(cos.mean())
+                scores[start] = 1.0 - all_sum_number(float(cos.sum(dtype=torch.float64))) / tokens
         return scores
     for start in progress(range(count - num_remove + 1), "depth candidates", show_progress):
         hidden = state

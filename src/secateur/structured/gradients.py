@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from secateur.distributed import all_sum, all_sum_number, world_size
+from secateur.errors import SecateurError
 from secateur.models.adapter import ModelAdapter
 from secateur.progress import progress
 
@@ -47,6 +49,21 @@ def _checkpointing(model, on: bool) -> None:
         model.gradient_checkpointing_disable()
 
 
+def check_batches(local_windows: int, batch_size: int) -> None:
+    """Under torchrun, each process must get whole single-process batches: the mean over batches of
+    a batch's mean gradient (and its square) depends on which windows share a batch."""
+    processes = world_size()
+    if processes == 1:
+        return
+    total, unit = all_sum_number(local_windows), processes * batch_size
+    if total % unit:
+        raise SecateurError(
+            f"--nsamples {total} with {processes} processes and --gradient-batch-size {batch_size}: "
+            f"Taylor gradients need a multiple of {unit} windows "
+            f"(e.g. --nsamples {unit * max(1, total // unit)})"
+        )
+
+
 def accumulate_gradients(
     adapter: ModelAdapter,
     windows: torch.Tensor,
@@ -57,6 +74,7 @@ def accumulate_gradients(
     show_progress: bool = True,
 ) -> dict[str, GradientStats]:
     """windows: (n, seqlen) int64. Returns parameter name -> GradientStats. The model is left as found."""
+    check_batches(windows.shape[0], batch_size)
     model = adapter.model
     targets = _targets(adapter)
     wanted = {id(p) for p in targets.values()}
@@ -94,6 +112,11 @@ def accumulate_gradients(
         for name, p in model.named_parameters():
             p.requires_grad_(previous[name])
             p.grad = None
+    # A distributed run: every process's batches are batches of the single-process run
+    # (check_batches), so their sums over the processes are the single-process sums.
+    for total in [*sums.values(), *squares.values()]:
+        all_sum(total)
+    batches = all_sum_number(batches)
     return {
         name: GradientStats(sums[name] / batches, squares[name] / batches if second_order else None)
         for name in targets

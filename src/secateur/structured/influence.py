@@ -39,6 +39,15 @@ class InfluenceMeter:
             self.sums[key] += float(F.cosine_similarity(a, b, dim=-1).sum())
         self.tokens += h_in.numel() // h_in.shape[-1]
 
+    def reduce(self) -> None:
+        """Sum over the processes of a distributed run (each saw its share of the windows)."""
+        from secateur.distributed import all_sum, all_sum_number
+
+        keys = sorted(self.sums)
+        totals = all_sum(torch.tensor([self.sums[k] for k in keys], dtype=torch.float64))
+        self.sums = dict(zip(keys, totals.tolist(), strict=True))
+        self.tokens = all_sum_number(self.tokens)
+
     def influence(self) -> dict[str, float]:
         return {key: 1.0 - total / max(self.tokens, 1) for key, total in self.sums.items()}
 

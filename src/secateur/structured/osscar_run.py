@@ -18,6 +18,8 @@ from torch import nn
 
 from secateur.calibration.capture import capture_layer_inputs
 from secateur.calibration.pipeline import LayerContext, run_layers
+from secateur.calibration.stats import add_gram
+from secateur.distributed import all_sum
 from secateur.errors import SecateurError
 from secateur.models.adapter import ModelAdapter
 from secateur.models.geometry import count_parameters
@@ -45,22 +47,22 @@ def layer_problem(ctx: LayerContext, skip_first: int = 1) -> Reconstruction:
     the refit loses to no refit with it, wins without it; docs/benchmarks.md).
     """
     down = ctx.linears["down"]
-    gram = torch.zeros(down.in_features, down.in_features, device=ctx.device)
+    gram = torch.zeros(down.in_features, down.in_features, dtype=torch.float64, device=ctx.device)
 
     seqlen = ctx.inputs.hidden.shape[1]
 
     def collect(module: nn.Module, args: tuple) -> None:
         # (batch, seq, features); OPT's layer flattens tokens before its MLP, so restore the windows.
         x = args[0].reshape(-1, seqlen, args[0].shape[-1])[:, skip_first:]
-        x = x.reshape(-1, x.shape[-1]).float()
-        gram.addmm_(x.T, x)
+        add_gram(gram, x.reshape(-1, x.shape[-1]))
 
     handle = down.register_forward_pre_hook(collect)
     try:
         ctx.observe(stop_after=down)  # down_proj's own product is not needed
     finally:
         handle.remove()
-    return Reconstruction.of_layer(down.weight.detach().float(), gram)
+    all_sum(gram)  # a distributed run: the windows of every process
+    return Reconstruction.of_layer(down.weight.detach().float(), gram.float())
 
 
 @torch.no_grad()
@@ -123,7 +125,9 @@ def osscar_prune(
             {"layer": ctx.index, "kept": width, "error_wanda_no_refit": plain, "error_search": history}
         )
 
-    run_layers(adapter, visit, inputs=inputs, device=device, show_progress=show_progress, desc="osscar")
+    run_layers(
+        adapter, visit, inputs=inputs, device=device, show_progress=show_progress, desc="osscar", changes=True
+    )
     return {
         "method": "osscar",
         "start": start,

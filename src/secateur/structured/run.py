@@ -96,11 +96,21 @@ def _collect_activations(adapter, windows, planned, wanda, device, batch_size, s
                     InputCollector(dict(ctx.linears), InputStats.for_module).attached()
                 )
             ctx.propagate()
+        # A distributed run: every process saw its share of the windows; the sums of all are used.
+        meter.reduce()
         influence[ctx.index] = meter.influence()
-        if ctx.index in stats:
-            stats[ctx.index] = {role: s for role, s in stats[ctx.index].items()}
+        for shared in {id(s): s for s in stats.get(ctx.index, {}).values()}.values():
+            shared.reduce()
 
-    run_layers(adapter, visit, inputs=inputs, device=device, show_progress=show_progress, desc="signals")
+    run_layers(
+        adapter,
+        visit,
+        inputs=inputs,
+        device=device,
+        show_progress=show_progress,
+        desc="signals",
+        changes=False,
+    )
     return stats, influence
 
 

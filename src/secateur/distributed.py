@@ -1,0 +1,69 @@
+"""Several processes through torch.distributed (`torchrun --nproc-per-node N -m secateur prune ...`).
+
+Every rank runs the same pipeline on its share of the calibration (and evaluation) windows; each
+statistic is summed over all ranks before it is used, so every rank prunes from the same numbers
+and holds the same weights afterwards; rank 0 alone writes outputs and prints. Without a launcher
+(no WORLD_SIZE, or 1) everything here is a no-op, and a single process computes exactly as before.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+def init_from_environment(device: torch.device) -> None:
+    """Join the process group a launcher (torchrun, accelerate launch) describes in the environment."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not torch.distributed.is_available():
+        return
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+
+def world_size() -> int:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_world_size()
+    return 1
+
+
+def rank() -> int:
+    return torch.distributed.get_rank() if world_size() > 1 else 0
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def shard(windows: torch.Tensor) -> torch.Tensor:
+    """This rank's contiguous share of the windows (the first ranks take one more when uneven)."""
+    size = world_size()
+    if size == 1:
+        return windows
+    base, extra = divmod(windows.shape[0], size)
+    start = rank() * base + min(rank(), extra)
+    share = windows[start : start + base + (rank() < extra)]
+    if share.shape[0] == 0:
+        from secateur.errors import SecateurError
+
+        raise SecateurError(f"{windows.shape[0]} windows cannot be shared by {size} processes: use more")
+    return share
+
+
+def all_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum `tensor` over all ranks, in place (every rank gets the same result)."""
+    if world_size() > 1:
+        torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.SUM)
+    return tensor
+
+
+def all_sum_number(value: float | int) -> float | int:
+    if world_size() == 1:
+        return value
+    kind = torch.float64 if isinstance(value, float) else torch.int64
+    return type(value)(all_sum(torch.tensor([value], dtype=kind)).item())
+
+
+def barrier() -> None:
+    if world_size() > 1:
+        torch.distributed.barrier()
