@@ -14,10 +14,16 @@ import torch
 
 
 def init_from_environment(device: torch.device) -> None:
-    """Join the process group a launcher (torchrun, accelerate launch) describes in the environment."""
+    """Join the process group a launcher (torchrun, accelerate launch) describes in the environment.
+
+    On CUDA each process takes the GPU of its local rank first, so `cuda` means a different GPU in
+    every process (and nccl finds them). accelerate, under the Trainer, adopts this group.
+    """
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not torch.distributed.is_available():
         return
     if not torch.distributed.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
 
@@ -28,10 +34,14 @@ def world_size() -> int:
 
 
 def rank() -> int:
-    return torch.distributed.get_rank() if world_size() > 1 else 0
+    """This process's rank: the group's, else the launcher's RANK (before the group is joined)."""
+    if world_size() > 1:
+        return torch.distributed.get_rank()
+    return int(os.environ.get("RANK", "0"))
 
 
 def is_main() -> bool:
+    """Rank 0, or a plain single process: the one that prints and writes."""
     return rank() == 0
 
 

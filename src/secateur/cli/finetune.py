@@ -54,11 +54,16 @@ def build_recipe(args: argparse.Namespace) -> FinetuneRecipe:
 
 def run(args: argparse.Namespace) -> int:
     from secateur.cli.training_rows import loss_rows, perplexity_rows
+    from secateur.distributed import is_main
     from secateur.evaluation.summary import format_table
     from secateur.runs.finetune import run_finetune
 
     recipe = build_recipe(args)
-    result = run_finetune(recipe, show_progress=not args.quiet, argv=sys.argv)
+    main_rank = is_main()  # under accelerate launch / torchrun, rank 0 alone prints
+    note = (lambda m: print(m, file=sys.stderr)) if main_rank else (lambda m: None)
+    result = run_finetune(recipe, show_progress=not args.quiet and main_rank, note=note, argv=sys.argv)
+    if not main_rank:
+        return 0
     tuned = result.result
     rows = [
         ["steps", str(tuned.steps)],

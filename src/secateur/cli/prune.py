@@ -120,33 +120,30 @@ def apply_demo_sizes(data: dict) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from secateur.devices import resolve_device
-    from secateur.distributed import init_from_environment, is_main, world_size
+    from secateur.distributed import is_main
     from secateur.methods.base import prune_step
     from secateur.runs.prune import run_prune
 
     recipe = build_recipe(args, note=lambda m: print(m, file=sys.stderr))
     apply_cache_dir(args)
-    init_from_environment(resolve_device(recipe.prune.device))  # under torchrun: join the group
-    if world_size() > 1 and args.finetune:
-        raise SecateurError(
-            "--finetune after a torchrun prune: run `accelerate launch -m secateur finetune` next"
-        )
-    main_rank = is_main()
+    main_rank = is_main()  # under torchrun, rank 0 alone prints and writes; every rank computes
     result = run_prune(
         recipe,
         show_progress=not args.quiet and main_rank,
         note=(lambda m: print(m, file=sys.stderr)) if main_rank else (lambda m: None),
         argv=sys.argv,
     )
-    if not main_rank:  # rank 0 prints and writes what the run produced
-        return 0
     summary = prune_step(recipe.prune.method).summary(result)
-    print(summary)
-    if args.save:
-        write_results_folder(args.save, summary, result.manifest)
-    if args.finetune:
-        print(run_finetune_after_prune(args, recipe, show_progress=not args.quiet))
+    if main_rank:
+        print(summary)
+        if args.save:
+            write_results_folder(args.save, summary, result.manifest)
+    if args.finetune:  # every rank trains (data parallel); rank 0 reports
+        recovered = run_finetune_after_prune(args, recipe, show_progress=not args.quiet and main_rank)
+        if main_rank:
+            print(recovered)
+    if not main_rank:
+        return 0
     if args.log:
         with open(args.log, "w") as handle:
             handle.write(summary + "\n")

@@ -62,12 +62,17 @@ def build_recipe(args: argparse.Namespace) -> RecoverRecipe:
 
 def run(args: argparse.Namespace) -> int:
     from secateur.cli.training_rows import loss_rows, perplexity_rows
+    from secateur.distributed import is_main
     from secateur.evaluation.summary import format_table
     from secateur.runs.recover import run_recover
 
     recipe = build_recipe(args)
-    note = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
-    run_ = run_recover(recipe, show_progress=not args.quiet, note=note, argv=sys.argv)
+    main_rank = is_main()  # under accelerate launch / torchrun, rank 0 alone prints
+    quiet = args.quiet or not main_rank
+    note = (lambda message: None) if quiet else (lambda message: print(message, file=sys.stderr))
+    run_ = run_recover(recipe, show_progress=not quiet, note=note, argv=sys.argv)
+    if not main_rank:
+        return 0
     result, tuned = run_.result, run_.result.training
     held = f"{tuned.train_windows} train / {tuned.validation_windows} validation held out of it"
     rows = [

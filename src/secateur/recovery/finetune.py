@@ -21,6 +21,7 @@ import torch
 
 from secateur.data.sources import resolve_source
 from secateur.data.tokens import calibration_stream, tokenize
+from secateur.distributed import is_main
 from secateur.errors import SecateurError
 from secateur.models.adapter import ModelAdapter
 from secateur.recovery.config import VAL_SET_MAX, FinetuneConfig
@@ -37,6 +38,7 @@ class FinetuneResult:
     first_loss: float | None
     last_loss: float | None
     eval_losses: list[tuple[int, float]] = field(default_factory=list)  # (step, validation loss)
+    losses: list[tuple[int, float]] = field(default_factory=list)  # (step, training loss) as logged
     best_eval_loss: float | None = None
     seconds: float = 0.0
     bf16: bool = False
@@ -122,11 +124,6 @@ def masking_decision(adapter: ModelAdapter, requested: bool | None) -> tuple[Wei
     if share >= MASK_AUTO_SHARE:
         return masks, f"auto: {share:.1%} of decoder weights are pruned zeros"
     return WeightMasks([]), f"off: auto, the model is dense ({share:.2%} zeros)"
-
-
-def is_main_process() -> bool:
-    """Rank 0 under `accelerate launch`/`torchrun` (which set RANK), or a plain single process."""
-    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _scratch_dir(work_dir: str | Path | None) -> Path:
@@ -307,11 +304,12 @@ def train_model(
     finally:
         model.config.use_cache = use_cache
         model.eval()
-        if is_main_process():
+        if is_main():
             shutil.rmtree(scratch, ignore_errors=True)
     masks.verify()
     history = trainer.state.log_history
-    losses = [entry["loss"] for entry in history if "loss" in entry]
+    curve = [(entry["step"], entry["loss"]) for entry in history if "loss" in entry]
+    losses = [loss for _, loss in curve]
     evals = [(entry["step"], entry["eval_loss"]) for entry in history if "eval_loss" in entry]
     return FinetuneResult(
         steps=trainer.state.global_step,
@@ -321,6 +319,7 @@ def train_model(
         first_loss=losses[0] if losses else None,
         last_loss=losses[-1] if losses else None,
         eval_losses=evals,
+        losses=curve,
         best_eval_loss=trainer.state.best_metric if args.load_best_model_at_end else None,
         seconds=time.perf_counter() - started,
         bf16=bf16,

@@ -59,8 +59,12 @@ def target_names(adapter: ModelAdapter, targets: tuple[str, ...], default: bool 
     return sorted(set(names), key=names.index)
 
 
-def attach_lora(model, config: LoraConfig, gradient_checkpointing: bool = False):
-    """Wrap `model` with fresh LoRA adapters (the base weights are frozen)."""
+def attach_lora(model, config: LoraConfig, gradient_checkpointing: bool = False, seed: int = 0):
+    """Wrap `model` with fresh LoRA adapters (the base weights are frozen).
+
+    The adapters' random A matrices are drawn from `seed` (--train-seed), not from whatever state
+    the global generator is in: the same command gives the same adapters, in one process or in
+    several (where joining the process group may have drawn numbers already)."""
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
 
@@ -73,7 +77,9 @@ def attach_lora(model, config: LoraConfig, gradient_checkpointing: bool = False)
         bias="none",
         task_type="CAUSAL_LM",
     )
-    wrapped = get_peft_model(model, peft_config)
+    with torch.random.fork_rng(devices=[]):  # the caller's generator state is left as it was
+        torch.manual_seed(seed)
+        wrapped = get_peft_model(model, peft_config)
     if gradient_checkpointing:  # checkpointed blocks need an input that requires grad
         model.enable_input_require_grads()
     return wrapped
@@ -138,7 +144,7 @@ def recover(
     data = training.dataset or DEFAULT_DATASET
     kind, train, val, collator = recovery_datasets(tokenizer, data, lora, training, validate)
     masks = WeightMasks.from_zeros(ModelAdapter(model))
-    wrapped = attach_lora(model, lora, training.gradient_checkpointing)
+    wrapped = attach_lora(model, lora, training.gradient_checkpointing, training.seed)
     trainable = sum(p.numel() for p in wrapped.parameters() if p.requires_grad)
     result = train_model(
         wrapped,

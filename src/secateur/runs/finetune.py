@@ -10,6 +10,7 @@ from pathlib import Path
 
 from secateur.config import DEFAULT_DATASET
 from secateur.devices import resolve_device
+from secateur.distributed import init_from_environment, is_main
 from secateur.evaluation.perplexity import PerplexityResult
 from secateur.export.save import check_output_dir, save_checkpoint
 from secateur.runs.session import check_seqlen, load_model, perplexity_meter, stderr, training_manifest
@@ -35,14 +36,17 @@ def run_finetune(
     argv: list[str] | None = None,
 ) -> FinetuneRun:
     """Load, (evaluate), fine-tune (masked: zeros stay zero, verified), (evaluate), save."""
-    from secateur.recovery.finetune import finetune, is_main_process
+    from secateur.recovery.finetune import finetune
 
     started = time.perf_counter()
     if recipe.out is not None:
         check_output_dir(recipe.out, recipe.overwrite)
+    config = recipe.finetune
+    # Under torchrun / accelerate launch: join the group now, so that perplexity shares out its
+    # windows as training does (the Trainer's accelerate adopts the group).
+    init_from_environment(resolve_device(config.device))
     loaded = load_model(recipe.model, recipe.dtype)
     device = resolve_device(None)
-    config = recipe.finetune
     dataset = config.dataset or DEFAULT_DATASET
     check_seqlen(loaded.adapter, config.seqlen, "--train-seqlen")
     evaluation = recipe.evaluation
@@ -66,6 +70,6 @@ def run_finetune(
     after = measure("after")
     manifest = training_manifest("finetune", recipe, result, before, after, argv, started)
     out = None
-    if recipe.out is not None and is_main_process():  # under `accelerate launch`, rank 0 writes
+    if recipe.out is not None and is_main():  # under `accelerate launch`, rank 0 writes
         out = save_checkpoint(loaded.model, loaded.tokenizer, recipe.out, manifest, recipe.overwrite)
     return FinetuneRun(recipe, result, before, after, out, manifest)

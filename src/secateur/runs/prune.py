@@ -10,7 +10,7 @@ from pathlib import Path
 
 from secateur.config import PruneRecipe, to_dict
 from secateur.devices import resolve_device
-from secateur.distributed import barrier, is_main, shard, world_size
+from secateur.distributed import barrier, init_from_environment, is_main, shard, world_size
 from secateur.errors import SecateurError
 from secateur.evaluation.perplexity import PerplexityResult
 from secateur.export.save import check_output_dir, save_checkpoint
@@ -52,6 +52,7 @@ def run_prune(
         check_output_dir(recipe.out, recipe.overwrite)
     step = prune_step(recipe.prune.method)
     device = resolve_device(recipe.prune.device)
+    init_from_environment(device)  # under torchrun: join the group (a no-op otherwise)
     if recipe.stream and recipe.max_memory is not None:
         raise SecateurError("--max-memory decides whether to stream; with --stream it is not used: drop one")
     # Expert pruning ranks experts by the tokens routed to them, which differ per process: not shared out yet.

@@ -36,17 +36,18 @@ def run_recover(
     argv: list[str] | None = None,
 ) -> RecoverRun:
     from secateur.devices import resolve_device
+    from secateur.distributed import init_from_environment, is_main
     from secateur.export.adapters import base_reference, save_adapter
     from secateur.export.save import check_output_dir, save_checkpoint
-    from secateur.recovery.finetune import is_main_process
     from secateur.recovery.lora import merge_keeping_masks, recover
     from secateur.runs.session import check_seqlen, load_model, perplexity_meter, training_manifest
 
     started = time.perf_counter()
     if recipe.out is not None:
         check_output_dir(recipe.out, recipe.overwrite)
-    loaded = load_model(recipe.model, recipe.dtype)
     training = recipe.finetune
+    init_from_environment(resolve_device(training.device))  # under torchrun / accelerate launch
+    loaded = load_model(recipe.model, recipe.dtype)
     check_seqlen(loaded.adapter, training.seqlen, "--train-seqlen")
     data = training.dataset or DEFAULT_DATASET
     evaluation = recipe.evaluation
@@ -72,7 +73,7 @@ def run_recover(
     after = measure("after, merged" if recipe.lora.merge else "after, base + adapter")
     manifest = training_manifest("recover", recipe, result, before, after, argv, started)
     out = None
-    if recipe.out is not None and is_main_process():  # under `accelerate launch`, rank 0 writes
+    if recipe.out is not None and is_main():  # under `accelerate launch`, rank 0 writes
         if recipe.lora.merge:
             out = save_checkpoint(model, loaded.tokenizer, recipe.out, manifest, recipe.overwrite)
         else:
