@@ -74,6 +74,25 @@ def all_sum_number(value: float | int) -> float | int:
     return type(value)(all_sum(torch.tensor([value], dtype=kind)).item())
 
 
+def share_work(costs: list[float]) -> list[int]:
+    """The rank that does each job: the costliest job first, each to the least loaded rank (ties
+    to the lowest). Every rank computes the same answer from the same costs."""
+    size = world_size()
+    loads = [0.0] * size
+    owners = [0] * len(costs)
+    for job in sorted(range(len(costs)), key=lambda j: (-costs[j], j)):
+        owners[job] = min(range(size), key=lambda r: (loads[r], r))
+        loads[owners[job]] += costs[job]
+    return owners
+
+
+def broadcast(tensor: torch.Tensor, source: int) -> torch.Tensor:
+    """`source`'s tensor, in place, on every rank."""
+    if world_size() > 1:
+        torch.distributed.broadcast(tensor, src=source)
+    return tensor
+
+
 def barrier() -> None:
     if world_size() > 1:
         torch.distributed.barrier()

@@ -16,6 +16,7 @@ from secateur.calibration.capture import LayerInputs, capture_layer_inputs
 from secateur.calibration.pipeline import LayerContext, run_layers
 from secateur.config import PruneConfig
 from secateur.devices import resolve_device
+from secateur.distributed import broadcast, rank, share_work, world_size
 from secateur.errors import SecateurError
 from secateur.evaluation.sparsity import SparsityReport, measure_sparsity, verify_sparsity
 from secateur.models.adapter import ModelAdapter
@@ -88,9 +89,28 @@ class MaskPruner:
         stats, starved = layer_statistics(self.method, ctx, self.expert_min_tokens)
         if starved:
             self.fallbacks[ctx.index] = starved
-        for role, linear in ctx.linears.items():
-            keep = self.method.prune(linear, stats.get(role), self.pattern, sparsity)
+        # Under torchrun a solver's Linears are shared out: each process solves its own from the
+        # summed statistics, then every weight and mask goes from its solver to all the others.
+        linears = list(ctx.linears.items())
+        shared = self.method.updates_weights and world_size() > 1
+        owners = (
+            share_work([_solve_cost(linear) for _, linear in linears]) if shared else [rank()] * len(linears)
+        )
+        for (role, linear), owner in zip(linears, owners, strict=True):
+            if owner == rank():
+                keep = self.method.prune(linear, stats.get(role), self.pattern, sparsity)
+            else:
+                keep = torch.empty(linear.weight.shape, dtype=torch.bool, device=linear.weight.device)
+            if shared:
+                broadcast(linear.weight.data, owner)
+                broadcast(keep.view(torch.uint8), owner)  # gloo has no bool
             self.pruned[(ctx.index, role)] = int((~keep).sum())
+
+
+def _solve_cost(linear: torch.nn.Linear) -> float:
+    """A SparseGPT solve's work, roughly: the column sweep over the rows, plus the inverse."""
+    rows, cols = linear.weight.shape
+    return float(rows * cols + cols * cols)
 
 
 def _capture(adapter, windows, config, device) -> LayerInputs:

@@ -13,6 +13,7 @@ class ScoreMethod:
     """Base for methods that only rank weights: the pattern turns scores into the mask."""
 
     needs_activations = False
+    updates_weights = False  # a mask from scores: cheap, every process computes it
 
     def collector(self, linears: dict[str, nn.Linear]) -> InputCollector | None:
         return None

@@ -129,6 +129,7 @@ class SparseGPT:
     blocksize: int = 128
     percdamp: float = 0.01
     needs_activations = True
+    updates_weights = True  # a solve per Linear: under torchrun the solves are shared out
 
     def collector(self, linears: dict[str, nn.Linear]) -> InputCollector:
         return InputCollector(linears, HessianStats.for_module, neutral=HessianStats.neutral)
