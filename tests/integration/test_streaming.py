@@ -43,7 +43,16 @@ METHODS = {
     "magnitude-block:16": ("--method", "magnitude", "--pattern", "block:16", "--sparsity", "0.5"),
     "wanda-owl-skip": ("--method", "wanda", "--sparsity", "0.5", "--owl", "5,0.08", "--skip-layers", "0"),
     "wanda-tiered": ("--method", "wanda", "--pattern", "tiered"),
-}
+    # Shape-changing methods: the layers on disk are sliced (or deleted) as in RAM.
+    "osscar": ("--method", "osscar", "--round-to", "32", "--mlp-pruning-ratio", "0.25"),
+    "depth-bi": ("--method", "depth", "--num-layers", "2", "--score", "bi"),
+    "depth-layers": ("--method", "depth", "--layers", "1"),
+    "structured-wanda-global": ("--method", "structured", "--importance", "wanda", "--pruning-ratio", "0.2"),
+    "structured-magnitude-uniform": (
+        "--method", "structured", "--importance", "magnitude", "--uniform", "--round-to", "16",
+        "--pruning-ratio", "0.2", "--temperature", "0",
+    ),
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
@@ -59,10 +68,14 @@ def test_streamed_output_is_bit_identical_to_the_in_ram_run(method, corpus, tmp_
     for label in ("dense", "pruned"):  # in RAM the whole model runs at once, streamed layer by layer
         ram, stream = (m["perplexity"][label]["perplexity"] for m in manifests)
         assert stream == pytest.approx(ram, rel=1e-6)
+    configs = [json.loads((outs[k] / "config.json").read_text()) for k in ("in_ram", "streamed")]
+    assert configs[0] == configs[1]  # the same widths, layer count, per_layer_config
+    layers = configs[1]["num_hidden_layers"]
     index = json.loads((outs["streamed"] / "model.safetensors.index.json").read_text())
-    assert len(set(index["weight_map"].values())) == 4 + 1  # one shard per layer, one for the rest
-    model = AutoModelForCausalLM.from_pretrained(outs["streamed"])  # plain transformers loads it
-    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+    assert len(set(index["weight_map"].values())) == layers + 1  # one shard per layer, one for the rest
+    if "per_layer_config" not in configs[1]:  # plain transformers loads it
+        model = AutoModelForCausalLM.from_pretrained(outs["streamed"])
+        assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".secateur-stream-")]
 
 
@@ -79,8 +92,10 @@ def test_families_stream_like_they_prune_in_ram(model_type, corpus, tmp_path):
 def test_what_cannot_stream_is_refused_in_one_line(corpus, tmp_path, capsys):
     out = tmp_path / "out"
     source = _sharded(tmp_path / "dense")
-    structured = prune_args(source, corpus, "--method", "structured", "--stream", "--out", out)
-    assert_refused(capsys, structured, "--stream runs the mask methods", out=out)
+    taylor = prune_args(source, corpus, "--method", "structured", "--importance", "taylor", "--stream")
+    assert_refused(capsys, [*taylor, "--out", out], "--importance taylor needs gradients", out=out)
+    ppl = prune_args(source, corpus, "--method", "depth", "--num-layers", "1", "--score", "ppl", "--stream")
+    assert_refused(capsys, [*ppl, "--out", out], "use --score bi or --layers with --stream", out=out)
     for moe in ("mixtral", "qwen2_moe"):  # saved expert by expert, fused while loading
         args = prune_args(
             _sharded(tmp_path / moe, moe), corpus, "--method", "wanda", "--stream", "--out", out
@@ -128,7 +143,7 @@ def test_a_model_above_max_memory_streams_or_is_refused(corpus, tmp_path, capsys
     assert main([*args, "--max-memory", "0.0001"]) == 0
     assert "streaming its layers (--stream)" in capsys.readouterr().err
     assert (out / "model.safetensors.index.json").is_file()  # one shard per layer: it streamed
-    structured = prune_args(source, corpus, "--method", "structured", "--max-memory", "0.0001", "--out", out)
-    assert_refused(capsys, [*structured, "--overwrite"], "--method structured needs it all")
+    taylor = prune_args(source, corpus, "--method", "structured", "--importance", "taylor", "--out", out)
+    assert_refused(capsys, [*taylor, "--max-memory", "0.0001", "--overwrite"], "it cannot be streamed")
     both = [*prune_args(source, corpus, "--stream", "--max-memory", "1"), "--out", tmp_path / "x"]
     assert_refused(capsys, both, "with --stream it is not used", out=tmp_path / "x")

@@ -95,9 +95,9 @@ def save_checkpoint(
             write_streamed(model, stream, tmp)
         else:
             model.save_pretrained(tmp)
-            from secateur.export.structured import write_if_heterogeneous
+        from secateur.export.structured import write_if_heterogeneous
 
-            write_if_heterogeneous(model, tmp)  # structurally pruned layers of different widths
+        write_if_heterogeneous(model, tmp)  # structurally pruned layers of different widths
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
         if extra is not None:

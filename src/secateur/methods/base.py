@@ -40,6 +40,10 @@ def _no_check(config: Any) -> None:
     return None
 
 
+def _streams(recipe: Any) -> str | None:
+    return None
+
+
 @dataclass(frozen=True)
 class PruneStep:
     name: str
@@ -50,6 +54,11 @@ class PruneStep:
     check_prune: Callable[[Any], None] = _no_check  # PruneConfig -> None: rules between its fields
     check: Callable[[Any], None] = _no_check  # PruneRecipe -> None: rules between fields of the recipe
     sized_by: str = ""  # the flag(s) that size this method, named when another size flag is refused
+    # recipe -> None when the run can leave the layers on disk (--stream), else why it cannot
+    cannot_stream: Callable[[Any], str | None] = _streams
+    # Whether a killed streamed run resumes after its last finished layer: only if the finished
+    # layers keep their shapes (a shrunk layer on disk no longer fits the model built from config).
+    resumes: bool = False
 
     def reads_field(self, section: str, name: str) -> bool:
         key = f"{section}.{name}"

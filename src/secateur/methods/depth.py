@@ -131,5 +131,11 @@ DEPTH = register("step", "depth")(
         summary=summary,
         sized_by="--num-layers or --layers",
         check=check,
+        cannot_stream=lambda recipe: (
+            "--score ppl runs every later layer again for each candidate window (about N^2/2 layer "
+            "reads from disk); use --score bi or --layers with --stream"
+            if recipe.depth.layers is None and recipe.depth.score == "ppl"
+            else None
+        ),
     )
 )

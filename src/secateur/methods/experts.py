@@ -175,5 +175,6 @@ EXPERTS = register("step", "experts")(
         summary=summary,
         sized_by="--experts-pruning-ratio or --num-experts",
         check=check,
+        cannot_stream=lambda recipe: "--method experts needs the whole model in RAM for now",
     )
 )

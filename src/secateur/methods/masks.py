@@ -154,5 +154,6 @@ MASKS = register("step", "masks")(
         summary=summary,
         sized_by="--sparsity",
         check_prune=check_prune,
+        resumes=True,
     )
 )

@@ -141,5 +141,11 @@ WIDTH = register("step", "structured")(
         summary=summary,
         sized_by="--pruning-ratio",
         check=check,
+        cannot_stream=lambda recipe: (
+            f"--importance {recipe.structured.importance} needs gradients through the whole model at "
+            "once; use --importance wanda or magnitude with --stream"
+            if recipe.structured.needs_gradients
+            else None
+        ),
     )
 )

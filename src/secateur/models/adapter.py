@@ -219,6 +219,16 @@ class ModelAdapter:
             layer.to(home)
 
     @contextmanager
+    def layer_edit(self, index: int) -> Iterator[nn.Module]:
+        """Decoder layer `index` where it is, to change (slice) in place; a streamed one is read from
+        disk onto the CPU, written back after, and freed."""
+        if self.stream is None:
+            yield self.decoder_layers()[index]
+            return
+        with self.stream.visiting(index, torch.device("cpu"), write=True) as layer:
+            yield layer
+
+    @contextmanager
     def layer_weights(self, index: int) -> Iterator[nn.Module]:
         """Decoder layer `index` to read its weights where they are (a streamed one: from disk, on
         the CPU, freed after)."""

@@ -87,6 +87,12 @@ def read_tensors(file: Path, names: list[str], dtype: torch.dtype, device: torch
     return found
 
 
+def _all_tensors(file: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(file))
+
+
 class LayerStream:
     """Where each decoder layer's weights are: the source checkpoint, or the run's layer store."""
 
@@ -98,6 +104,8 @@ class LayerStream:
         self.store: Path | None = None  # set by the run: where changed layers are written
         self.written: dict[int, Path] = {}
         self.resume_key: str | None = None  # set by a run that can resume: what it computes
+        # The checkpoint's index of each decoder layer now (depth pruning deletes layers).
+        self.origin: list[int] = list(range(len(self.layers())))
         renamed = model_names(model)
         self.to_model = {ckpt: renamed.get(ckpt, ckpt) for ckpt in source.files}
         self.to_checkpoint = {name: ckpt for ckpt, name in self.to_model.items()}
@@ -123,6 +131,36 @@ class LayerStream:
         """The model names of the layer's saved tensors (its state_dict, persistent buffers too)."""
         return [self._prefix(index) + name for name in self.layers()[index].state_dict()]
 
+    def _source_names(self, index: int) -> list[str]:
+        """The layer's tensors as the source checkpoint names them (under its original index)."""
+        now, then = self._prefix(index), self._prefix(self.origin[index])
+        return [then + name[len(now) :] for name in self.layer_names(index)]
+
+    def removed(self, indices: list[int]) -> None:
+        """Decoder layers were deleted (and the rest renumbered): follow them. A layer already in
+        the store is written again under its new number (its tensors' names hold the number)."""
+        gone = set(indices)
+        kept = [i for i in range(len(self.origin)) if i not in gone]
+        self.origin = [self.origin[i] for i in kept]
+        written, self.written = self.written, {}
+        for new, old in enumerate(kept):
+            if old in written:
+                self.written[new] = self._renumbered(written[old], old, new)
+
+    def _renumbered(self, path: Path, old: int, new: int) -> Path:
+        if old == new:
+            return path
+        from safetensors.torch import save_file
+
+        then, now = self._prefix(old), self._prefix(new)
+        with_model_names = {self.to_model.get(k, k): v for k, v in _all_tensors(path).items()}
+        renamed = {now + name[len(then) :]: tensor for name, tensor in with_model_names.items()}
+        target = self.store / f"layer-{new:05d}.safetensors"
+        partial = target.with_suffix(".partial")
+        save_file({self.to_checkpoint.get(k, k): v for k, v in renamed.items()}, str(partial))
+        os.replace(partial, target)
+        return target
+
     def load(self, index: int, device: torch.device) -> nn.Module:
         """Read layer `index` onto `device` (from the store if it was written there)."""
         layer = self.layers()[index]
@@ -132,14 +170,16 @@ class LayerStream:
             read = read_tensors(self.written[index], saved, self.dtype, device)
             tensors = {self.to_model.get(k, k): v for k, v in read.items()}
         else:
-            missing = [n for n in names if n not in self.to_checkpoint]
+            sources = self._source_names(index)
+            missing = [n for n in sources if n not in self.to_checkpoint]
             if missing:
                 raise SecateurError(
                     f"the checkpoint in {self.source.folder} lacks {missing[0]}: it does not match its "
                     "config; re-download or re-save it"
                 )
-            read = self.source.read([self.to_checkpoint[n] for n in names], self.dtype, device)
-            tensors = {self.to_model[k]: v for k, v in read.items()}
+            read = self.source.read([self.to_checkpoint[n] for n in sources], self.dtype, device)
+            by_source = {self.to_model[k]: v for k, v in read.items()}
+            tensors = {name: by_source[source] for name, source in zip(names, sources, strict=True)}
         prefix = self._prefix(index)
         layer.load_state_dict({n[len(prefix) :]: t for n, t in tensors.items()}, assign=True, strict=True)
         leftover = [n for n, t in [*layer.named_parameters(), *layer.named_buffers()] if t.is_meta]
@@ -190,7 +230,7 @@ class LayerStream:
         """The first layer the changing pass must still do; the finished ones are read from the
         store from now on."""
         done = self.finished()
-        self.written = {i: self.store / f"layer-{i:05d}.safetensors" for i in range(done)}
+        self.written.update({i: self.store / f"layer-{i:05d}.safetensors" for i in range(done)})
         return done
 
     def activations(self, device: torch.device) -> torch.Tensor:

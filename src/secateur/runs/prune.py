@@ -60,20 +60,18 @@ def run_prune(
         what = "--stream" if recipe.stream else f"--method {recipe.prune.method}"
         raise SecateurError(f"{what} runs in one process for now: launch it without torchrun")
     stream = recipe.stream or _too_large(recipe, step, device, note)
-    if stream and step.name != "masks":
-        raise SecateurError(
-            f"--stream runs the mask methods (magnitude, wanda, sparsegpt) for now; --method "
-            f"{recipe.prune.method} needs the whole model in RAM: drop --stream"
-        )
+    refusal = step.cannot_stream(recipe) if stream else None
+    if refusal is not None:
+        raise SecateurError(f"{refusal} (or drop --stream)")
 
     loaded = load_model(recipe.model, recipe.dtype, recipe.prune.device, recipe.trust_remote_code, stream)
-    with layer_store(loaded.model, recipe.out, _resume_key(recipe)):
+    with layer_store(loaded.model, recipe.out, _resume_key(recipe) if step.resumes else None):
         return _prune_loaded(recipe, loaded, step, device, started, show_progress, note, argv)
 
 
 def _too_large(recipe: PruneRecipe, step, device, note) -> bool:
-    """Whether the model would not fit --max-memory (default: the RAM free now): then a mask
-    method streams it; another method is refused before anything is loaded."""
+    """Whether the model would not fit --max-memory (default: the RAM free now): then it is streamed,
+    or, by a recipe that cannot stream, refused before anything is loaded."""
     from secateur.devices import free_memory
     from secateur.export.loading import loaded_size, locate_model
 
@@ -82,11 +80,12 @@ def _too_large(recipe: PruneRecipe, step, device, note) -> bool:
     if size is None or size <= limit:
         return False
     need, have = size / 2**30, limit / 2**30
-    if step.name != "masks":
+    refusal = step.cannot_stream(recipe)
+    if refusal is not None:
         raise SecateurError(
-            f"{recipe.model} takes {need:.1f} GiB in RAM and {have:.1f} GiB may be used (--max-memory): "
-            f"--method {recipe.prune.method} needs it all; use a mask method (streamed), more memory, "
-            "or a larger --max-memory if swap or freed memory will cover it"
+            f"{recipe.model} takes {need:.1f} GiB in RAM and {have:.1f} GiB may be used (--max-memory), "
+            f"and it cannot be streamed: {refusal}; or use more memory, or a larger --max-memory if "
+            "swap or freed memory will cover it"
         )
     note(f"{recipe.model} takes {need:.1f} GiB, more than {have:.1f} GiB: streaming its layers (--stream)")
     return True

@@ -86,10 +86,15 @@ def apply_plan(adapter: ModelAdapter, plan: StructuredPlan) -> None:
         shapes[row.layer] = adapter.layer_shape(row.layer)
         _check(row, shapes[row.layer])
     for row in plan.layers:
-        layer = layers[row.layer]
+        shape = shapes[row.layer]
         keep_kv = torch.tensor(sorted(row.kv_heads), dtype=torch.long)
         keep_channels = torch.tensor(sorted(row.channels), dtype=torch.long)
-        if shapes[row.layer].num_kv_heads and keep_kv.numel() < shapes[row.layer].num_kv_heads:
-            shrink_attention(adapter, layer, keep_kv, shapes[row.layer])
-        if shapes[row.layer].intermediate and keep_channels.numel() < shapes[row.layer].intermediate:
-            shrink_mlp(adapter, layer, keep_channels, shapes[row.layer])
+        attention = bool(shape.num_kv_heads) and keep_kv.numel() < shape.num_kv_heads
+        mlp = bool(shape.intermediate) and keep_channels.numel() < shape.intermediate
+        if not (attention or mlp):
+            continue
+        with adapter.layer_edit(row.layer) as layer:  # streamed: read, sliced, written back, freed
+            if attention:
+                shrink_attention(adapter, layer, keep_kv, shape)
+            if mlp:
+                shrink_mlp(adapter, layer, keep_channels, shape)

@@ -58,19 +58,15 @@ def check_window(num_remove: int, num_layers: int) -> None:
 
 @torch.no_grad()
 def _through(
-    layer, index: int, inputs: LayerInputs, hidden: torch.Tensor, device: torch.device
+    adapter: ModelAdapter, index: int, inputs: LayerInputs, hidden: torch.Tensor, device: torch.device
 ) -> torch.Tensor:
     """Push `hidden` (n, s, h) through layer `index`, batch by batch, with its captured arguments."""
-    home = module_device(layer)
-    layer.to(device)
     out = torch.empty_like(hidden)
-    try:
+    with adapter.layer_on(index, device) as layer:  # a streamed layer: read from disk meanwhile
         for batch in inputs.batches():
             args, kwargs = inputs.arguments(batch, index)
             result = layer(hidden[batch].to(device), *args, **kwargs)
             out[batch] = (result[0] if isinstance(result, (tuple, list)) else result).to(out.device)
-    finally:
-        layer.to(home)
     return out
 
 
@@ -105,8 +101,7 @@ def window_scores(
 
     `storage_device`: where the activations wait between layers (default: the compute device).
     """
-    layers = adapter.decoder_layers()
-    count = len(layers)
+    count = adapter.num_layers()
     check_window(num_remove, count)
     storage = storage_device or device
     inputs = capture_layer_inputs(
@@ -118,7 +113,7 @@ def window_scores(
         tokens = all_sum_number(state.shape[0] * state.shape[1])  # of every process (distributed)
         ring: deque[torch.Tensor] = deque([state], maxlen=num_remove + 1)
         for index in progress(range(count), "block influence", show_progress):
-            ring.append(_through(layers[index], index, inputs, ring[-1], device))
+            ring.append(_through(adapter, index, inputs, ring[-1], device))
             if len(ring) == num_remove + 1:
                 start = index + 1 - num_remove
                 cos = F.cosine_similarity(ring[0].float(), ring[-1].float(), dim=-1)
@@ -127,10 +122,10 @@ def window_scores(
     for start in progress(range(count - num_remove + 1), "depth candidates", show_progress):
         hidden = state
         for index in range(start + num_remove, count):
-            hidden = _through(layers[index], index, inputs, hidden, device)
+            hidden = _through(adapter, index, inputs, hidden, device)
         scores[start] = math.exp(_mean_nll(adapter, inputs, hidden, windows, device))
         if start < count - num_remove:
-            state = _through(layers[start], start, inputs, state, device)
+            state = _through(adapter, start, inputs, state, device)
     return scores
 
 
@@ -145,4 +140,6 @@ def remove_layers(adapter: ModelAdapter, remove: list[int]) -> None:
     layers_parent_path, _, attr = adapter.spec.layers_path.rpartition(".")
     parent = adapter.model.get_submodule(layers_parent_path) if layers_parent_path else adapter.model
     setattr(parent, attr, torch.nn.ModuleList(kept))
+    if adapter.stream is not None:  # a streamed model's layers on disk follow the renumbering
+        adapter.stream.removed(remove)
     adapter.remove_layer_entries(remove)

@@ -172,9 +172,10 @@ def structured_prune(
 
     importances = {}
     for i in planned:
-        importances[i] = layer_group_importance(
-            config.importance, adapter, i, shapes[i], stats.get(i), gradients
-        )
+        with adapter.layer_weights(i):  # a streamed layer: its weights read from disk meanwhile
+            importances[i] = layer_group_importance(
+                config.importance, adapter, i, shapes[i], stats.get(i), gradients
+            )
     del gradients, stats
     influence_planned = {i: influence.get(i, {}) for i in planned}
     priors = hgsp_priors(influence_planned, config.temperature, config.tau, config.epsilon)
