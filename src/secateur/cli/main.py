@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         catalogue,
         compare,
         eval,
+        export,
         finetune,
         progressive,
         prune,
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     progressive.add_parser(subparsers)
     recover.add_parser(subparsers)
     bench.add_parser(subparsers)
+    export.add_parser(subparsers)
     report_dir.add_parser(subparsers)
     apply_plan.add_parser(subparsers)
     catalogue.add_parsers(subparsers)

@@ -1,0 +1,79 @@
+"""How a family's Hugging Face weights are named and laid out in llama.cpp's GGUF files.
+
+One row per model_type: the GGUF architecture its uniform checkpoints are written as, whether that
+architecture applies rotary embeddings to adjacent pairs (llama.cpp's "normal" rope: Q and K rows
+are then permuted from Hugging Face's half-split layout), the decoder tensors by their name inside a
+layer, and whether per-layer widths can be written (llama.cpp's `deci` architecture, the one
+llama-style graph that reads a head count and a feed-forward width per layer).
+
+Facts from llama.cpp's sources (src/models/<arch>.cpp, src/llama-model.cpp), checked by loading
+the files in llama.cpp itself (tests/integration/test_llamacpp.py, slow):
+  - `qwen2` hard-codes the query width to the hidden size, so a Qwen2 whose heads were pruned is
+    written as `llama` (which loads optional q/k/v biases) with the rows permuted;
+  - `deci` has no q/k norms (Qwen3), so only families without them get per-layer widths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from secateur.errors import SecateurError
+
+# Decoder-layer tensors of the Llama-like families: Hugging Face name inside a layer -> GGUF name
+# inside `blk.N.` (weights and biases alike).
+_LLAMA_LAYER = {
+    "input_layernorm.weight": "attn_norm.weight",
+    "self_attn.q_proj.weight": "attn_q.weight",
+    "self_attn.q_proj.bias": "attn_q.bias",
+    "self_attn.k_proj.weight": "attn_k.weight",
+    "self_attn.k_proj.bias": "attn_k.bias",
+    "self_attn.v_proj.weight": "attn_v.weight",
+    "self_attn.v_proj.bias": "attn_v.bias",
+    "self_attn.o_proj.weight": "attn_output.weight",
+    "self_attn.o_proj.bias": "attn_output.bias",
+    "post_attention_layernorm.weight": "ffn_norm.weight",
+    "mlp.gate_proj.weight": "ffn_gate.weight",
+    "mlp.up_proj.weight": "ffn_up.weight",
+    "mlp.down_proj.weight": "ffn_down.weight",
+}
+_QK_NORMS = {"self_attn.q_norm.weight": "attn_q_norm.weight", "self_attn.k_norm.weight": "attn_k_norm.weight"}
+
+
+@dataclass(frozen=True)
+class GgufLayout:
+    arch: str  # the GGUF architecture of a uniform checkpoint
+    normal_rope: bool  # adjacent-pair rotary: Q/K rows permuted from the Hugging Face layout
+    layer_tensors: dict[str, str] = field(default_factory=lambda: dict(_LLAMA_LAYER))
+    # Query heads pruned (uniformly): the GGUF architecture that can hold them, if `arch` cannot.
+    fewer_heads_arch: str | None = None
+    per_layer: bool = True  # heterogeneous widths as `deci` (needs no q/k norms)
+
+
+_LAYOUTS = {
+    "llama": GgufLayout(arch="llama", normal_rope=True),
+    "mistral": GgufLayout(arch="llama", normal_rope=True),
+    "qwen2": GgufLayout(arch="qwen2", normal_rope=False, fewer_heads_arch="llama"),
+    "qwen3": GgufLayout(
+        arch="qwen3", normal_rope=False, layer_tensors={**_LLAMA_LAYER, **_QK_NORMS}, per_layer=False
+    ),
+}
+
+# What llama.cpp cannot run, or what is not written yet, and why (named in the refusal).
+_WHY_NOT = {
+    "opt": "llama.cpp has no OPT architecture",
+}
+
+
+def gguf_layout(model_type: str) -> GgufLayout:
+    layout = _LAYOUTS.get(model_type)
+    if layout is None:
+        why = _WHY_NOT.get(model_type, "its GGUF layout is not written yet")
+        raise SecateurError(
+            f"--format gguf: {model_type} cannot be exported ({why}); "
+            f"supported: {', '.join(sorted(_LAYOUTS))}"
+        )
+    return layout
+
+
+def gguf_families() -> tuple[str, ...]:
+    return tuple(sorted(_LAYOUTS))
