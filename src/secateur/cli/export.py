@@ -31,24 +31,39 @@ def run(args: argparse.Namespace) -> int:
     recipe = from_dict(ExportRecipe, collect(args, "export"))
     note = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr))
     report = run_export(recipe, note)
-    widths = report.feed_forward_length
-    rows = [
-        ["file", f"{report.path} ({report.bytes / 2**20:.1f} MiB)"],
-        ["architecture", report.arch],
-        ["type", report.outtype],
-        ["layers", str(report.layers)],
-        ["heads / KV heads", f"{_span(report.head_count)} / {_span(report.head_count_kv)}"],
-        ["feed-forward width", _span(widths)],
-        ["tensors", str(report.tensors)],
-        ["pre-tokenizer", report.pre_tokenizer],
-        *[["note", note] for note in report.notes],
-        ["time", f"{report.seconds:.1f}s"],
-    ]
+    rows = _gguf_rows(report) if recipe.format == "gguf" else _nas_rows(report)
+    rows += [*(["note", line] for line in report.notes), ["time", f"{report.seconds:.1f}s"]]
     print(format_table(["export", "value"], rows))
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(report.to_dict(), handle, indent=2)
     return 0
+
+
+def _gguf_rows(report) -> list[list[str]]:
+    return [
+        ["file", f"{report.path} ({report.bytes / 2**20:.1f} MiB)"],
+        ["architecture", report.arch],
+        ["type", report.outtype],
+        ["layers", str(report.layers)],
+        ["heads / KV heads", f"{_span(report.head_count)} / {_span(report.head_count_kv)}"],
+        ["feed-forward width", _span(report.feed_forward_length)],
+        ["tensors", str(report.tensors)],
+        ["pre-tokenizer", report.pre_tokenizer],
+    ]
+
+
+def _nas_rows(report) -> list[list[str]]:
+    return [
+        ["folder", f"{report.path} ({report.bytes / 2**20:.1f} MiB of weights)"],
+        ["architecture", "DeciLMForCausalLM (nemotron-nas); vLLM: trust_remote_code=True"],
+        ["layers", str(report.layers)],
+        ["query heads (global)", str(report.global_heads)],
+        ["KV heads", _span(report.kv_heads)],
+        ["MLP width", _span(report.intermediate)],
+        ["attention removed", str(sum(1 for kv in report.kv_heads if kv == 0))],
+        ["MLP removed", str(sum(1 for width in report.intermediate if width == 0))],
+    ]
 
 
 def _span(values: list[int]) -> str:

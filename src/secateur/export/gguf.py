@@ -24,13 +24,13 @@ import numpy as np
 import torch
 
 from secateur.errors import SecateurError
+from secateur.export.export_config import OUTTYPES
 from secateur.export.gguf_vocab import tokenizer_vocab, write_vocab
 from secateur.export.structured import per_layer_widths
 from secateur.models.adapter import ModelAdapter
 from secateur.models.gguf_layout import GgufLayout, gguf_layout
 from secateur.scratch import atomic_path
 
-OUTTYPES = ("f32", "f16", "q8_0")
 DUMMY_FFN = 32  # the zero feed-forward that stands in for a removed MLP (one Q8_0 block wide)
 
 
