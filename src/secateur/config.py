@@ -232,6 +232,11 @@ class StructuredConfig:
         "--use_gradient_checkpointing",
     )
     plan: str | None = option(None, "apply this saved structured_plan.json instead of planning")
+    serve: str | None = option(
+        None,
+        "plan for a serving engine: vllm (its nemotron-nas format keeps query heads global, so a "
+        "layer's attention goes whole or stays whole, layer 0's stays; MLP channels go one by one)",
+    )
 
     def __post_init__(self) -> None:
         # The GQA toolkit's documentation also calls them taylor_fo / taylor_so (first/second order).
@@ -252,6 +257,12 @@ class StructuredConfig:
             raise SecateurError("--freeze-first-n-layers and --freeze-last-n-layers must be >= 0")
         if self.round_to < 1 or self.gradient_batch_size < 1:
             raise SecateurError("--round-to and --gradient-batch-size must be at least 1")
+        if self.serve is not None and self.serve != "vllm":
+            raise SecateurError(f"--serve must be vllm, got {self.serve!r}")
+        if self.serve is not None and self.uniform:
+            raise SecateurError(
+                "--uniform gives a standard checkpoint that every engine loads as it is: drop --serve"
+            )
 
     @property
     def needs_gradients(self) -> bool:

@@ -118,3 +118,23 @@ def test_cli_and_refusals(saved_llama, tmp_path, capsys):
 
     with pytest.raises(SecateurError, match="Llama-style layers"):
         write_nemotron_nas(tiny_model("qwen3"), tiny_tokenizer(), tmp_path / "q3")
+
+
+def test_a_plan_made_for_vllm_is_written_without_padding(saved_llama, corpus, tmp_path, capsys):
+    from helpers.cli import prune_args
+    from secateur.api import load_model
+    from secateur.cli.main import main
+
+    out = tmp_path / "served"
+    args = prune_args(saved_llama, corpus, "--method", "structured", "--importance", "wanda", "--no-eval")
+    assert main([*args, "--pruning-ratio", "0.3", "--serve", "vllm", "--out", str(out)]) == 0
+    loaded = load_model(str(out))
+    shapes = [ModelAdapter(loaded.model).layer_shape(i) for i in range(3)]
+    assert shapes[0].num_kv_heads == 2 and {s.num_kv_heads for s in shapes} <= {0, 2}  # whole or kept
+    assert any(s.num_kv_heads == 0 for s in shapes)
+    report = write_nemotron_nas(loaded.model, loaded.tokenizer, tmp_path / "nas")
+    assert report.padded_kv == {} and report.notes == []
+    uniform = [*args, "--serve", "vllm", "--uniform", "--out", tmp_path / "u"]
+    assert_refused(capsys, uniform, "drop --serve", out=tmp_path / "u")
+    depth = prune_args(saved_llama, corpus, "--method", "depth", "--num-layers", "1", "--serve", "vllm")
+    assert_refused(capsys, [*depth, "--out", tmp_path / "d"], "--serve", out=tmp_path / "d")

@@ -7,7 +7,7 @@ import torch
 
 from secateur.models.geometry import LayerShape
 from secateur.structured.groups import attention_group_sums, kv_rows, mlp_group_sums, q_rows
-from secateur.structured.planner import build_table, plan_global, plan_uniform
+from secateur.structured.planner import build_table, plan_global, plan_global_whole_attention, plan_uniform
 from secateur.structured.priors import hgsp_priors
 
 SHAPE = LayerShape(hidden=32, num_kv_heads=3, gqa_ratio=2, head_dim=4, intermediate=40, attention_bias=True)
@@ -123,3 +123,27 @@ def test_uniform_plan_gives_every_layer_the_same_widths():
         assert (kept_kv, kept_ch) == (3, 192)
         lowest = torch.argsort(table.importance[here & table.is_mlp])[:64]
         assert table.pruned[here & table.is_mlp][lowest].all()  # the layer's own least important channels
+
+
+def test_serving_plans_take_or_leave_each_attention_whole():
+    """--serve vllm: a layer's KV groups go all together (importance and cost summed), layer 0's
+    never; checked against brute force over every attention subset with the MLP channels fixed."""
+    torch.manual_seed(4)
+    shapes = {i: SHAPE for i in range(4)}
+    importances = {i: (torch.rand(3) * (1 + i), torch.rand(40)) for i in range(4)}
+    ones = {i: 1.0 for i in range(4)}
+    table = build_table(importances, shapes, ones, ones)
+    target = 3 * SHAPE.attention_group_cost() * 2 + 10 * SHAPE.mlp_group_cost()
+    removed = plan_global_whole_attention(table, target, keep_attention={0})
+    for layer in range(4):
+        gone = table.pruned[(table.layer == layer) & ~table.is_mlp]
+        assert bool(gone.all()) or not bool(gone.any())  # whole or untouched
+    assert not table.pruned[(table.layer == 0) & ~table.is_mlp].any()
+    assert removed == int(table.cost[table.pruned].sum()) <= target
+    assert target - removed < SHAPE.mlp_group_cost()  # filled to within one channel
+    # The whole-attention units are ranked by summed importance per summed cost.
+    whole = {i: float(importances[i][0].sum()) / (3 * SHAPE.attention_group_cost()) for i in (1, 2, 3)}
+    dropped = {i for i in (1, 2, 3) if table.pruned[(table.layer == i) & ~table.is_mlp].all()}
+    channel_scores = [float(v) / SHAPE.mlp_group_cost() for i in range(4) for v in importances[i][1]]
+    threshold = sorted(channel_scores)[int(table.pruned[table.is_mlp].sum()) - 1]
+    assert all(whole[i] <= threshold * 1.0001 or i not in dropped for i in whole)

@@ -103,6 +103,35 @@ def plan_global(table: GroupTable, target_params: int) -> int:
     return removed
 
 
+def plan_global_whole_attention(table: GroupTable, target_params: int, keep_attention: set[int]) -> int:
+    """plan_global where each layer's attention is one group (all its KV groups: importances and
+    costs summed), and the layers in `keep_attention` keep theirs: the plans vLLM's nemotron-nas
+    format expresses without padding (its query-head count is global). Returns parameters removed."""
+    mlp = table.is_mlp.nonzero().flatten()
+    attention = ~table.is_mlp
+    layers = [layer for layer in sorted(set(table.layer[attention].tolist())) if layer not in keep_attention]
+    blocks = [attention & (table.layer == layer) for layer in layers]
+
+    def column(values: torch.Tensor, whole) -> torch.Tensor:  # the MLP rows, then one row per block
+        per_block = [whole(values[block]) for block in blocks]
+        return torch.cat([values[mlp], torch.stack(per_block)]) if per_block else values[mlp]
+
+    reduced = GroupTable(
+        layer=torch.cat([table.layer[mlp], torch.tensor(layers, dtype=torch.long)]),
+        is_mlp=torch.cat([table.is_mlp[mlp], torch.zeros(len(layers), dtype=torch.bool)]),
+        group=torch.cat([table.group[mlp], torch.full((len(layers),), -1, dtype=torch.long)]),
+        importance=column(table.importance, torch.sum),
+        cost=column(table.cost, torch.sum),
+        multiplier=column(table.multiplier, lambda values: values[0]),  # one prior per layer's block
+        pruned=torch.zeros(mlp.numel() + len(layers), dtype=torch.bool),
+    )
+    removed = plan_global(reduced, target_params)
+    table.pruned[mlp] = reduced.pruned[: mlp.numel()]
+    for block, gone in zip(blocks, reduced.pruned[mlp.numel() :].tolist(), strict=True):
+        table.pruned[block] = gone
+    return removed
+
+
 def _round_to_multiple(value: float, multiple: int, size: int) -> int:
     if size <= multiple:
         return size

@@ -35,6 +35,7 @@ from secateur.structured.planner import (
     check_target,
     plan_from_table,
     plan_global,
+    plan_global_whole_attention,
     plan_uniform,
 )
 from secateur.structured.priors import Priors, hgsp_priors
@@ -184,6 +185,8 @@ def structured_prune(
     if config.uniform:
         fraction = target / sum(s.prunable_params() for s in planned_shapes.values())
         plan_uniform(table, planned_shapes, fraction, config.round_to)
+    elif config.serve == "vllm":  # whole attention blocks only; layer 0's stays (vLLM needs it)
+        plan_global_whole_attention(table, target, keep_attention={0})
     else:
         plan_global(table, target)
     geometry = adapter.geometry()
