@@ -10,7 +10,7 @@ import torch
 
 from helpers.cli import assert_refused
 from helpers.gguf_reference import gguf_logits, read_gguf
-from helpers.tiny import tiny_model, tiny_tokenizer
+from helpers.tiny import tiny_bpe_tokenizer, tiny_model, tiny_tokenizer
 from secateur.export.gguf import permute_rows, write_gguf
 from secateur.export.gguf_vocab import pre_tokenizer_name
 from secateur.models.adapter import ModelAdapter
@@ -23,23 +23,6 @@ IDS = torch.randint(0, 256, (2, 12), generator=torch.Generator().manual_seed(0))
 def _logits(model) -> torch.Tensor:
     with torch.no_grad():
         return model(IDS).logits.double()
-
-
-def _tokenizer_with_merges():
-    """The tiny byte-level tokenizer plus a few merges (llama.cpp's BPE requires some)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    vocab = {ch: i for i, ch in enumerate(alphabet)}
-    vocab["<|endoftext|>"] = len(vocab)
-    merges = [("t", "h"), ("th", "e"), ("Ġ", "t")]
-    for a, b in merges:
-        vocab[a + b] = len(vocab)
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>")
 
 
 def _structured(model, kv_by_layer, channels_by_layer):
@@ -80,7 +63,7 @@ def test_the_file_computes_what_the_model_computes(case, tmp_path):
     model = tiny_model(model_type, **overrides)
     if structured is not None:
         _structured(model, *structured)
-    report = write_gguf(model, _tokenizer_with_merges(), tmp_path / "m.gguf", "f32")
+    report = write_gguf(model, tiny_bpe_tokenizer(), tmp_path / "m.gguf", "f32")
     assert report.arch == arch
     fields, tensors = read_gguf(tmp_path / "m.gguf")
     assert (
@@ -93,7 +76,7 @@ def test_the_file_computes_what_the_model_computes(case, tmp_path):
 
 def test_per_layer_arrays_and_stand_ins_of_a_global_plan(tmp_path):
     model = _structured(tiny_model("llama", num_hidden_layers=4), *CASES["llama global structured"][2])
-    report = write_gguf(model, _tokenizer_with_merges(), tmp_path / "m.gguf", "f32")
+    report = write_gguf(model, tiny_bpe_tokenizer(), tmp_path / "m.gguf", "f32")
     fields, tensors = read_gguf(tmp_path / "m.gguf")
     # Layer 0: no attention (one zero head stands in); 1: no MLP (a zero FFN of 32); 2: one group.
     assert fields["deci.attention.head_count"] == [1, 4, 2, 2] == report.head_count
@@ -120,7 +103,7 @@ def test_transformers_reads_the_uniform_files_back(tmp_path):
 
     for model_type in ("llama", "qwen2"):
         model = tiny_model(model_type, tie_word_embeddings=model_type == "llama")
-        write_gguf(model, _tokenizer_with_merges(), tmp_path / f"{model_type}.gguf", "f32")
+        write_gguf(model, tiny_bpe_tokenizer(), tmp_path / f"{model_type}.gguf", "f32")
         back = AutoModelForCausalLM.from_pretrained(
             tmp_path, gguf_file=f"{model_type}.gguf", dtype=torch.float32
         )
@@ -132,7 +115,7 @@ def test_smaller_types_keep_norms_f32_and_stay_close(outtype, tmp_path):
     import gguf
 
     model = _structured(tiny_model("llama"), [[0, 1]] * 3, [list(range(100))] * 3)  # 100: not x32
-    report = write_gguf(model, _tokenizer_with_merges(), tmp_path / "m.gguf", outtype)
+    report = write_gguf(model, tiny_bpe_tokenizer(), tmp_path / "m.gguf", outtype)
     types = {t.name: t.tensor_type.name for t in gguf.GGUFReader(str(tmp_path / "m.gguf")).tensors}
     assert types["blk.0.attn_norm.weight"] == "F32" and types["output_norm.weight"] == "F32"
     assert types["blk.0.attn_q.weight"] == outtype.upper()
@@ -145,7 +128,7 @@ def test_smaller_types_keep_norms_f32_and_stay_close(outtype, tmp_path):
 
 def test_tokenizer_metadata(tmp_path):
     model = tiny_model("llama", vocab_size=300)  # more embeddings than the tokenizer has ids
-    tokenizer = _tokenizer_with_merges()
+    tokenizer = tiny_bpe_tokenizer()
     write_gguf(model, tokenizer, tmp_path / "m.gguf", "f32")
     fields, _ = read_gguf(tmp_path / "m.gguf")
     tokens = fields["tokenizer.ggml.tokens"]
@@ -182,10 +165,10 @@ def test_what_cannot_be_written_is_refused_in_one_line(tmp_path):
         write_gguf(tiny_model("opt"), tiny_tokenizer(), tmp_path / "opt.gguf")
     qwen3 = _structured(tiny_model("qwen3"), [[0], [0, 1], [1]], [list(range(64))] * 3)
     with pytest.raises(SecateurError, match="prune with --uniform to export this family"):
-        write_gguf(qwen3, _tokenizer_with_merges(), tmp_path / "q3.gguf")
+        write_gguf(qwen3, tiny_bpe_tokenizer(), tmp_path / "q3.gguf")
     (tmp_path / "there.gguf").write_text("keep me")
     with pytest.raises(SecateurError, match="pass --overwrite"):
-        write_gguf(tiny_model("llama"), _tokenizer_with_merges(), tmp_path / "there.gguf")
+        write_gguf(tiny_model("llama"), tiny_bpe_tokenizer(), tmp_path / "there.gguf")
     assert (tmp_path / "there.gguf").read_text() == "keep me"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no partial file left
 

@@ -31,6 +31,16 @@ class BenchRecipe:
     sparse_kernels: bool = option(
         True, "also time 2:4 models with PyTorch's semi-structured sparse kernels (CUDA, fp16/bf16)"
     )
+    engine: str = option(
+        "transformers",
+        "where to measure: transformers (this process), llamacpp (the model as GGUF in llama.cpp) or "
+        "vllm (as it is, or as nemotron-nas when its widths differ per layer)",
+    )
+    engine_python: str | None = option(
+        None,
+        "the Python whose environment has the engine (vLLM pins its own transformers: give it a venv); "
+        "default $SECATEUR_LLAMACPP_PYTHON / $SECATEUR_VLLM_PYTHON, else this one",
+    )
     out: str | None = option(None, "folder for bench.json, bench.csv and bench.png")
     overwrite: bool = option(False, "replace an existing --out folder")
 
@@ -40,6 +50,24 @@ class BenchRecipe:
                 raise SecateurError(f"{flag} must list positive integers, got {values or 'nothing'}")
         if self.new_tokens < 0 or self.warmup < 0 or self.runs < 1:
             raise SecateurError("--new-tokens and --warmup must be >= 0 and --runs >= 1")
+        engines = ("transformers", "llamacpp", "vllm")
+        if self.engine not in engines:
+            raise SecateurError(f"--engine must be one of {', '.join(engines)}, got {self.engine!r}")
+        if self.engine == "transformers":
+            if self.engine_python is not None:
+                raise SecateurError("--engine-python is for --engine llamacpp or vllm: drop it")
+            return
+        for name, flag in (
+            ("device", "--device"),
+            ("sparse_kernels", "--no-sparse-kernels"),
+            ("warmup", "--warmup"),
+        ):
+            if getattr(self, name) != self.__dataclass_fields__[name].default:
+                raise SecateurError(f"{flag} is for --engine transformers; {self.engine} decides it: drop it")
+        if self.engine == "llamacpp" and self.dtype not in ("auto", "float32", "float16"):
+            raise SecateurError(
+                "--engine llamacpp runs f32 or f16 GGUF files: --dtype auto, float32 or float16"
+            )
 
     def batches(self) -> tuple[int, ...]:
         return parse_int_list(self.batch_sizes)

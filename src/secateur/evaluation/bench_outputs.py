@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 from secateur.evaluation.bench import BenchResult
@@ -47,7 +48,7 @@ def bench_table(result: BenchResult) -> str:
                 f"{r.prefill_tokens_per_s:,.0f}",
                 _spread(r.decode_token_s, 2),
                 f"{r.decode_tokens_per_s:,.1f}",
-                f"{r.peak_memory_mb:,.0f}",
+                f"{r.peak_memory_mb:,.0f}" if math.isfinite(r.peak_memory_mb) else "-",
             ]
         )
     header = [
@@ -86,6 +87,8 @@ def bench_table(result: BenchResult) -> str:
             ["vs baseline", "batch x prompt", "prefill speedup", "decode speedup"], speed
         )
     memory = "allocated above the weights" if result.device.startswith("cuda") else "process peak RSS"
+    if " via " in result.device:
+        memory = "not measured (the engine's own process)"
     return text + f"\nmeasured on {result.device}; peak MB = {memory}"
 
 

@@ -61,6 +61,10 @@ def _measure_model(label, name, recipe, device, note) -> tuple[ModelFacts, list[
 
 
 def run_bench(recipe: BenchRecipe, note: Callable[[str], None] = print) -> BenchResult:
+    if recipe.engine != "transformers":  # llama.cpp or vLLM, in their own Pythons
+        from secateur.runs.bench_engine import run_engine_bench
+
+        return run_engine_bench(recipe, note)
     device = resolve_device(recipe.device)
     baseline = recipe.baseline if recipe.baseline is not None else dense_original(recipe.model)
     if baseline is not None and baseline.lower() == "none":
