@@ -356,3 +356,30 @@ def test_a_heterogeneous_model_fine_tunes_and_saves_with_its_per_layer_config(wi
     reloaded = load_pruned(tmp_path / "tuned")
     with torch.no_grad():
         assert torch.allclose(model(windows[:2]).logits, reloaded(windows[:2]).logits, atol=1e-6)
+
+
+def test_per_layer_config_is_spelled_as_transformers_heterogeneous_configs(tmp_path):
+    """A removed sub-block is named in `skip` and has no widths (transformers validates widths > 0);
+    folders written before that (widths 0) still load."""
+    from secateur.api import save_pruned
+
+    model = tiny_model("llama")
+    geometry = ModelAdapter(model).geometry()
+    plan = StructuredPlan("llama", geometry.gqa_ratio, geometry.head_dim)
+    for layer, (kv, channels) in enumerate([([0], list(range(50))), ([], list(range(128))), ([0, 1], [])]):
+        plan.layers.append(LayerPlan(layer, kv, channels))
+    apply_plan(ModelAdapter(model), plan)
+    save_pruned(model, None, tmp_path / "new")
+    data = json.loads((tmp_path / "new" / "config.json").read_text())
+    layers = data["per_layer_config"]
+    assert layers["0"] == {"num_attention_heads": 2, "num_key_value_heads": 1, "intermediate_size": 50}
+    assert layers["1"] == {"intermediate_size": 128, "skip": ["attention"]}
+    assert layers["2"] == {"num_attention_heads": 4, "num_key_value_heads": 2, "skip": ["mlp"]}
+    ids = torch.randint(0, 256, (2, 10))
+    with torch.no_grad():
+        expected = model(ids).logits
+        assert torch.equal(load_pruned(tmp_path / "new")(ids).logits, expected)
+        layers["1"].update(num_attention_heads=0, num_key_value_heads=0)  # the earlier spelling
+        layers["2"]["intermediate_size"] = 0
+        (tmp_path / "new" / "config.json").write_text(json.dumps(data))
+        assert torch.equal(load_pruned(tmp_path / "new")(ids).logits, expected)

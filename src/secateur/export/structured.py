@@ -66,11 +66,19 @@ def pruned_config(adapter: ModelAdapter) -> dict:
             }
         )
         return data
-    config[PER_LAYER] = {
-        str(i): {**{k: v for k, v in w.items() if k != "skip"}, **({"skip": w["skip"]} if w["skip"] else {})}
-        for i, w in widths.items()
-    }
+    config[PER_LAYER] = {str(i): _layer_entry(w) for i, w in widths.items()}
     return data
+
+
+_WIDTHS_OF = {ATTENTION: ("num_attention_heads", "num_key_value_heads"), MLP: ("intermediate_size",)}
+
+
+def _layer_entry(widths: dict) -> dict:
+    """One layer of per_layer_config, as transformers' heterogeneous configs spell it: a removed
+    sub-block is named in `skip` and has no widths (a width of 0 would fail its validation)."""
+    dropped = {key for kind in widths["skip"] for key in _WIDTHS_OF[kind]}
+    entry = {k: v for k, v in widths.items() if k != "skip" and k not in dropped}
+    return {**entry, "skip": widths["skip"]} if widths["skip"] else entry
 
 
 def sync_uniform_config(adapter: ModelAdapter) -> bool:
@@ -138,13 +146,10 @@ def load_pruned(folder: str | Path, dtype: torch.dtype | None = None) -> torch.n
     geometry = adapter.geometry()
     plan = StructuredPlan(adapter.config.model_type, geometry.gqa_ratio, geometry.head_dim)
     for index, widths in sorted(layers.items(), key=lambda item: int(item[0])):
-        plan.layers.append(
-            LayerPlan(
-                int(index),
-                list(range(widths["num_key_value_heads"])),
-                list(range(widths["intermediate_size"])),
-            )
-        )
+        skip = widths.get("skip", [])  # removed: no widths (earlier outputs wrote 0)
+        kv = 0 if ATTENTION in skip else widths["num_key_value_heads"]
+        channels = 0 if MLP in skip else widths["intermediate_size"]
+        plan.layers.append(LayerPlan(int(index), list(range(kv)), list(range(channels))))
     from secateur.structured.apply import apply_plan
 
     apply_plan(adapter, plan)
