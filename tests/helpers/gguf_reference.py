@@ -4,7 +4,9 @@ qwen3, deci), in float64 torch: an oracle for the GGUF writer that shares none o
 It reads the file with gguf's reader only: names, per-layer head counts and feed-forward widths,
 rope base, epsilon; "normal" rope (llama, deci) rotates adjacent pairs, "neox" (qwen2, qwen3) the
 two halves of each head. deci's quirks are reproduced: a layer with no heads has no attention, and
-a layer whose feed-forward width is 0 is skipped whole (its attention output is dropped).
+a layer whose feed-forward width is 0 is skipped whole (its attention output is dropped). Phi-3's
+fused [q | k | v] and [gate | up] are split by the head counts and width; Granite's multipliers
+(embedding, attention, residual, logit scales) are applied where its graph applies them.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import math
 
 import torch
 
-NORMAL_ROPE = {"llama", "deci"}
+NORMAL_ROPE = {"llama", "deci", "granite"}  # llama.cpp rotates adjacent pairs for these
 
 
 def read_gguf(path) -> tuple[dict, dict[str, torch.Tensor]]:
@@ -70,12 +72,23 @@ def gguf_logits(path, ids: torch.Tensor) -> torch.Tensor:
     eps = fields[f"{arch}.attention.layer_norm_rms_epsilon"]
     theta = fields[f"{arch}.rope.freq_base"]
     normal = arch in NORMAL_ROPE
-    x = t["token_embd.weight"][ids]
+    scale = {
+        key: fields.get(f"{arch}.{key}", 1.0) for key in ("embedding_scale", "residual_scale", "logit_scale")
+    }
+    attention_scale = fields.get(f"{arch}.attention.scale", 1 / math.sqrt(d))
+    x = t["token_embd.weight"][ids] * scale["embedding_scale"]
     batch, seq = ids.shape
     causal = torch.full((seq, seq), float("-inf"), dtype=torch.float64).triu(1)
     for i in range(count):
         p = f"blk.{i}."
         inp = x
+        if p + "attn_qkv.weight" in t:  # Phi-3: split the fused projections
+            sizes = [heads[i] * d, kv_heads[i] * d, kv_heads[i] * d]
+            for part, weight in zip(
+                ("attn_q", "attn_k", "attn_v"), t[p + "attn_qkv.weight"].split(sizes), strict=True
+            ):
+                t[f"{p}{part}.weight"] = weight
+            t[p + "ffn_gate.weight"], t[p + "ffn_up.weight"] = t[p + "ffn_up.weight"].split(ffn[i])
         if heads[i] > 0:
             h = _rms(x, t[p + "attn_norm.weight"], eps)
             q = _linear(h, t, p + "attn_q").reshape(batch, seq, heads[i], d)
@@ -86,16 +99,16 @@ def gguf_logits(path, ids: torch.Tensor) -> torch.Tensor:
             q, k = _rope(q, theta, normal), _rope(k, theta, normal)
             group = heads[i] // kv_heads[i]
             k, v = k.repeat_interleave(group, dim=2), v.repeat_interleave(group, dim=2)
-            scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(d) + causal
+            scores = torch.einsum("bqhd,bkhd->bhqk", q, k) * attention_scale + causal
             attended = torch.einsum("bhqk,bkhd->bqhd", scores.softmax(-1), v).reshape(batch, seq, -1)
-            x = x + _linear(attended, t, p + "attn_output")
+            x = x + _linear(attended, t, p + "attn_output") * scale["residual_scale"]
         if ffn[i] == 0:
             if arch == "deci":
                 x = inp  # llama.cpp's deci graph skips the rest of the layer, attention included
             continue
         h = _rms(x, t[p + "ffn_norm.weight"], eps)
         gate = torch.nn.functional.silu(_linear(h, t, p + "ffn_gate"))
-        x = x + _linear(gate * _linear(h, t, p + "ffn_up"), t, p + "ffn_down")
+        x = x + _linear(gate * _linear(h, t, p + "ffn_up"), t, p + "ffn_down") * scale["residual_scale"]
     x = _rms(x, t["output_norm.weight"], eps)
     head = t.get("output.weight", t["token_embd.weight"])
-    return x @ head.T
+    return x @ head.T / scale["logit_scale"]

@@ -45,12 +45,12 @@ def _global_plan(model):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["uniform", "per-layer (deci)"])
+@pytest.mark.parametrize("kind", ["qwen2", "granite", "phi3", "qwen3", "per-layer llama (deci)"])
 def test_llamacpp_computes_what_secateur_computes(kind, tmp_path):
     from secateur.export.gguf import write_gguf
 
     python = _python_or_skip("llamacpp")
-    model = tiny_model("qwen2") if kind == "uniform" else _global_plan(tiny_model("llama"))
+    model = _global_plan(tiny_model("llama")) if kind.startswith("per-layer") else tiny_model(kind)
     write_gguf(model, tiny_bpe_tokenizer(), tmp_path / "m.gguf", "f32")
     request = {"model": str(tmp_path / "m.gguf"), "threads": 2, "windows": WINDOWS.tolist()}
     answer = run_worker("llamacpp", request, python)

@@ -40,6 +40,9 @@ CASES = {
     "qwen2 dense (biases)": ("qwen2", {}, None, "qwen2"),
     "qwen3 dense (q/k norms)": ("qwen3", {"head_dim": 128}, None, "qwen3"),
     "mistral dense": ("mistral", {}, None, "llama"),
+    "granite dense (multipliers)": ("granite", {}, None, "granite"),
+    "phi3 dense (fused)": ("phi3", {}, None, "phi3"),
+    "phi3 MLP channels": ("phi3", {}, ([[0, 1]] * 3, [list(range(80))] * 3), "phi3"),
     # Uniform structured: one KV group of two and half the channels in every layer.
     "llama uniform structured": ("llama", {}, ([[1]] * 3, [list(range(0, 128, 2))] * 3), "llama"),
     # Qwen2's GGUF architecture fixes the query width: fewer heads go out as llama, permuted.
@@ -101,7 +104,7 @@ def test_permutation_is_rotate_half_to_adjacent_pairs():
 def test_transformers_reads_the_uniform_files_back(tmp_path):
     from transformers import AutoModelForCausalLM
 
-    for model_type in ("llama", "qwen2"):
+    for model_type in ("llama", "qwen2", "phi3"):
         model = tiny_model(model_type, tie_word_embeddings=model_type == "llama")
         write_gguf(model, tiny_bpe_tokenizer(), tmp_path / f"{model_type}.gguf", "f32")
         back = AutoModelForCausalLM.from_pretrained(

@@ -136,13 +136,20 @@ def _plan(adapter: ModelAdapter, layout: GgufLayout) -> tuple[str, bool, dict[in
     if uniform:
         geometry = adapter.geometry()
         heads = widths[0]["num_attention_heads"]
-        if layout.fewer_heads_arch and heads * geometry.head_dim != adapter.config.hidden_size:
-            return layout.fewer_heads_arch, True, widths  # e.g. qwen2's query width is fixed
+        if layout.query_width_fixed and heads * geometry.head_dim != adapter.config.hidden_size:
+            if layout.fewer_heads_arch is None:
+                raise SecateurError(
+                    f"--format gguf: llama.cpp's {layout.arch} architecture fixes the query width to the "
+                    f"hidden size, and this {adapter.spec.model_type} has {heads} of "
+                    f"{adapter.config.hidden_size // geometry.head_dim} query heads; prune MLP channels only"
+                )
+            return layout.fewer_heads_arch, True, widths  # e.g. qwen2 with fewer heads: as llama
         return layout.arch, layout.normal_rope, widths
     if not layout.per_layer:
         raise SecateurError(
-            f"--format gguf: per-layer widths are written as llama.cpp's deci architecture, which has no "
-            f"per-head q/k norms ({adapter.spec.model_type}); prune with --uniform to export this family"
+            f"--format gguf: per-layer widths are written as llama.cpp's deci architecture, which "
+            f"{adapter.spec.model_type}'s layers do not fit (q/k norms, multipliers or fused projections); "
+            "prune with --uniform to export this family"
         )
     return "deci", True, widths
 
@@ -247,6 +254,10 @@ def write_gguf(
         writer.add_rope_freq_base(_rope_theta(config))
         writer.add_layer_norm_rms_eps(float(config.rms_norm_eps))
         writer.add_vocab_size(len(vocab.tokens))
+        for key, value in (
+            layout.extra_keys(config) if layout.extra_keys and arch == layout.arch else {}
+        ).items():
+            writer.add_float32(f"{arch}.{key}", float(value))
         write_vocab(writer, vocab)
         writer.write_header_to_file()
         writer.write_kv_data_to_file()

@@ -15,6 +15,7 @@ the files in llama.cpp itself (tests/integration/test_llamacpp.py, slow):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from secateur.errors import SecateurError
@@ -37,6 +38,25 @@ _LLAMA_LAYER = {
     "mlp.down_proj.weight": "ffn_down.weight",
 }
 _QK_NORMS = {"self_attn.q_norm.weight": "attn_q_norm.weight", "self_attn.k_norm.weight": "attn_k_norm.weight"}
+# Phi-3: fused projections, as llama.cpp's phi3 graph reads them ([q | k | v] and [gate | up]).
+_PHI3_LAYER = {
+    "input_layernorm.weight": "attn_norm.weight",
+    "self_attn.qkv_proj.weight": "attn_qkv.weight",
+    "self_attn.o_proj.weight": "attn_output.weight",
+    "post_attention_layernorm.weight": "ffn_norm.weight",
+    "mlp.gate_up_proj.weight": "ffn_up.weight",
+    "mlp.down_proj.weight": "ffn_down.weight",
+}
+
+
+def _granite_scales(config) -> dict[str, float]:
+    """IBM Granite's multipliers, under the names llama.cpp's granite graph reads."""
+    return {
+        "attention.scale": config.attention_multiplier,
+        "embedding_scale": config.embedding_multiplier,
+        "residual_scale": config.residual_multiplier,
+        "logit_scale": config.logits_scaling,
+    }
 
 
 @dataclass(frozen=True)
@@ -44,17 +64,28 @@ class GgufLayout:
     arch: str  # the GGUF architecture of a uniform checkpoint
     normal_rope: bool  # adjacent-pair rotary: Q/K rows permuted from the Hugging Face layout
     layer_tensors: dict[str, str] = field(default_factory=lambda: dict(_LLAMA_LAYER))
-    # Query heads pruned (uniformly): the GGUF architecture that can hold them, if `arch` cannot.
+    # The architecture's query width is the hidden size (qwen2, phi3): pruned query heads need
+    # `fewer_heads_arch`, or cannot be written.
+    query_width_fixed: bool = False
     fewer_heads_arch: str | None = None
-    per_layer: bool = True  # heterogeneous widths as `deci` (needs no q/k norms)
+    per_layer: bool = True  # heterogeneous widths as `deci` (needs no q/k norms, no multipliers)
+    extra_keys: Callable[[object], dict[str, float]] | None = None  # family's float keys, by name
 
 
 _LAYOUTS = {
     "llama": GgufLayout(arch="llama", normal_rope=True),
     "mistral": GgufLayout(arch="llama", normal_rope=True),
-    "qwen2": GgufLayout(arch="qwen2", normal_rope=False, fewer_heads_arch="llama"),
+    "qwen2": GgufLayout(arch="qwen2", normal_rope=False, query_width_fixed=True, fewer_heads_arch="llama"),
     "qwen3": GgufLayout(
         arch="qwen3", normal_rope=False, layer_tensors={**_LLAMA_LAYER, **_QK_NORMS}, per_layer=False
+    ),
+    "granite": GgufLayout(arch="granite", normal_rope=True, per_layer=False, extra_keys=_granite_scales),
+    "phi3": GgufLayout(
+        arch="phi3",
+        normal_rope=False,
+        layer_tensors=dict(_PHI3_LAYER),
+        query_width_fixed=True,
+        per_layer=False,
     ),
 }
 
