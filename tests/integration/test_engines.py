@@ -44,13 +44,21 @@ def _global_plan(model):
     return model
 
 
+GEMMA = {"query_pre_attn_scalar": 32, "tie_word_embeddings": True}  # llama.cpp scales by 1/sqrt(head_dim)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["qwen2", "granite", "phi3", "qwen3", "per-layer llama (deci)"])
+@pytest.mark.parametrize(
+    "kind", ["qwen2", "granite", "phi3", "qwen3", "gemma2", "gemma3_text", "per-layer llama (deci)"]
+)
 def test_llamacpp_computes_what_secateur_computes(kind, tmp_path):
     from secateur.export.gguf import write_gguf
 
     python = _python_or_skip("llamacpp")
-    model = _global_plan(tiny_model("llama")) if kind.startswith("per-layer") else tiny_model(kind)
+    if kind.startswith("per-layer"):
+        model = _global_plan(tiny_model("llama"))
+    else:  # Gemma: a sliding window (8) shorter than the windows, so the sliding layers matter
+        model = tiny_model(kind, **(GEMMA if kind.startswith("gemma") else {}))
     write_gguf(model, tiny_bpe_tokenizer(), tmp_path / "m.gguf", "f32")
     request = {"model": str(tmp_path / "m.gguf"), "threads": 2, "windows": WINDOWS.tolist()}
     answer = run_worker("llamacpp", request, python)

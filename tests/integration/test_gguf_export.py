@@ -204,3 +204,34 @@ def test_cli_exports_a_saved_output(saved_llama, tmp_path, capsys):
         tmp_path / "x.gguf",
     ]
     assert_refused(capsys, bad, "--outtype", out=tmp_path / "x.gguf")
+
+
+def test_gemma_norms_keys_and_refusals(tmp_path):
+    """Gemma's norms compute x * (1 + w): llama.cpp reads 1 + w. Its sliding layers are a period;
+    its attention scale must be the one llama.cpp derives (checked in llama.cpp: test_engines)."""
+    from secateur.errors import SecateurError
+
+    model = tiny_model("gemma3_text", query_pre_attn_scalar=32, tie_word_embeddings=True, num_hidden_layers=4)
+    write_gguf(model, tiny_bpe_tokenizer(), tmp_path / "g.gguf", "f32")
+    fields, tensors = read_gguf(tmp_path / "g.gguf")
+    layer = model.model.layers[0]
+    torch.testing.assert_close(
+        tensors["blk.0.post_ffw_norm.weight"], layer.post_feedforward_layernorm.weight.double() + 1
+    )
+    torch.testing.assert_close(
+        tensors["blk.0.attn_q_norm.weight"], layer.self_attn.q_norm.weight.double() + 1
+    )
+    assert (
+        fields["gemma3.attention.sliding_window_pattern"] == 2
+        and fields["gemma3.attention.sliding_window"] == 8
+    )
+    assert fields["gemma3.rope.freq_base"] == 1e6 and fields["gemma3.rope.freq_base_swa"] == 1e4
+    assert "output.weight" not in tensors
+    with pytest.raises(SecateurError, match=r"1/sqrt\(32\), its config by 1/sqrt\(256\)"):
+        write_gguf(tiny_model("gemma2", tie_word_embeddings=True), tiny_bpe_tokenizer(), tmp_path / "x.gguf")
+    kinds = ["sliding_attention", "full_attention", "full_attention", "sliding_attention"]
+    odd = tiny_model(
+        "gemma2", query_pre_attn_scalar=32, tie_word_embeddings=True, num_hidden_layers=4, layer_types=kinds
+    )
+    with pytest.raises(SecateurError, match="not periodic"):
+        write_gguf(odd, tiny_bpe_tokenizer(), tmp_path / "y.gguf")

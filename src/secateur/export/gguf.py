@@ -63,9 +63,14 @@ def permute_rows(weight: torch.Tensor, heads: int) -> torch.Tensor:
     return weight.reshape(heads, 2, d // 2, *rest).transpose(1, 2).reshape(weight.shape)
 
 
+def _rope_parameters(config) -> dict:
+    """The rotary settings of the (global) attention: Gemma 3 keeps one set per kind of layer."""
+    parameters = dict(getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {})
+    return dict(parameters.get("full_attention", parameters))
+
+
 def _rope_theta(config) -> float:
-    parameters = getattr(config, "rope_parameters", None) or {}
-    theta = parameters.get("rope_theta", getattr(config, "rope_theta", None))
+    theta = _rope_parameters(config).get("rope_theta", getattr(config, "rope_theta", None))
     if theta is None:
         raise SecateurError("the config gives no rope_theta; GGUF needs the rotary base")
     return float(theta)
@@ -75,7 +80,7 @@ def _rope_scaling(writer, config, head_dim: int) -> np.ndarray | None:
     """Writes the rope scaling keys; returns llama 3's per-frequency factors tensor, if any."""
     import gguf
 
-    parameters = dict(getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {})
+    parameters = _rope_parameters(config)
     kind = parameters.get("rope_type", parameters.get("type", "default"))
     if kind in (None, "default"):
         return None
@@ -108,14 +113,17 @@ def _array(values: list[int]) -> int | list[int]:
 class _Tensors:
     """Tensors for the file in the chosen type (numpy, f32/f16, or Q8_0 bytes)."""
 
-    def __init__(self, writer, outtype: str) -> None:
+    def __init__(self, writer, outtype: str, norm_offset: float = 0.0) -> None:
         self.writer, self.outtype, self.count, self.kept_f16 = writer, outtype, 0, []
+        self.norm_offset = norm_offset
 
     def add(self, name: str, tensor: torch.Tensor | np.ndarray) -> None:
         import gguf
 
         data = tensor.detach().float().cpu().numpy() if isinstance(tensor, torch.Tensor) else tensor
         data = np.ascontiguousarray(data, dtype=np.float32)
+        if name.endswith("norm.weight") and self.norm_offset:
+            data = data + np.float32(self.norm_offset)
         self.count += 1
         small = data.ndim < 2 or name.endswith("_norm.weight")  # norms, biases: always f32
         if self.outtype == "f32" or small:
@@ -214,6 +222,8 @@ def write_gguf(
     config = adapter.config
     layout = gguf_layout(config.model_type)
     arch, permute, widths = _plan(adapter, layout)
+    if layout.check is not None:
+        layout.check(config, adapter.num_layers())
     head_dim = adapter.geometry().head_dim
     embedding = model.get_input_embeddings().weight
     vocab = tokenizer_vocab(tokenizer, embedding.shape[0], config)
@@ -222,7 +232,7 @@ def write_gguf(
         notes.append("pre-tokenizer not recognised: llama.cpp's 'default' split is written")
     with atomic_path(out) as tmp:
         writer = gguf.GGUFWriter(str(tmp), arch)
-        tensors = _Tensors(writer, outtype)
+        tensors = _Tensors(writer, outtype, layout.norm_offset)
         tensors.add("token_embd.weight", embedding)
         counts = [
             _layer(adapter, tensors, layout, i, widths[i], permute, notes)
@@ -231,6 +241,10 @@ def write_gguf(
         final_norm = adapter.final_modules()[0]
         tensors.add("output_norm.weight", final_norm.weight)
         head = adapter.lm_head().weight
+        if head.data_ptr() != embedding.data_ptr() and not layout.output:
+            raise SecateurError(
+                f"--format gguf: llama.cpp's {arch} ties its LM head to the embedding; this one is not"
+            )
         if head.data_ptr() != embedding.data_ptr():  # tied: llama.cpp reuses token_embd
             tensors.add("output.weight", head)
         rope_factors = _rope_scaling(writer, config, head_dim)
@@ -257,7 +271,7 @@ def write_gguf(
         for key, value in (
             layout.extra_keys(config) if layout.extra_keys and arch == layout.arch else {}
         ).items():
-            writer.add_float32(f"{arch}.{key}", float(value))
+            (writer.add_uint32 if isinstance(value, int) else writer.add_float32)(f"{arch}.{key}", value)
         write_vocab(writer, vocab)
         writer.write_header_to_file()
         writer.write_kv_data_to_file()

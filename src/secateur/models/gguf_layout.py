@@ -49,6 +49,56 @@ _PHI3_LAYER = {
 }
 
 
+# Gemma 2/3: a norm before and after each sub-block; Gemma 3 normalizes q and k per head too.
+_GEMMA_LAYER = {
+    **{k: v for k, v in _LLAMA_LAYER.items() if "layernorm" not in k},
+    "input_layernorm.weight": "attn_norm.weight",
+    "post_attention_layernorm.weight": "post_attention_norm.weight",
+    "pre_feedforward_layernorm.weight": "ffn_norm.weight",
+    "post_feedforward_layernorm.weight": "post_ffw_norm.weight",
+}
+
+
+def _sliding_period(config) -> int:
+    """llama.cpp marks layer i sliding when i % n < n - 1 for a period n read from the file; the n
+    that reproduces the config's layer_types (0 layers sliding: n = 1)."""
+    kinds = list(getattr(config, "layer_types", None) or [])
+    sliding = [kind == "sliding_attention" for kind in kinds]
+    for period in range(1, len(kinds) + 2):
+        if sliding == [i % period < period - 1 for i in range(len(kinds))]:
+            return period
+    raise SecateurError(
+        "--format gguf: llama.cpp describes Gemma's sliding-window layers by a period, and this model's "
+        "are not periodic (depth pruning moved them); export the model before removing layers"
+    )
+
+
+def _gemma_keys(config) -> dict[str, float | int]:
+    keys: dict[str, float | int] = {
+        "attention.sliding_window": int(config.sliding_window or 0),
+        "attention.sliding_window_pattern": _sliding_period(config),
+    }
+    for name in ("attn_logit_softcapping", "final_logit_softcapping"):
+        if getattr(config, name, None):
+            keys[name] = float(getattr(config, name))
+    bases = getattr(config, "rope_parameters", None) or {}
+    if "sliding_attention" in bases:  # Gemma 3: a local and a global rotary base
+        keys["rope.freq_base_swa"] = float(bases["sliding_attention"]["rope_theta"])
+    return keys
+
+
+def _gemma_scale_check(config, layers: int) -> None:
+    """llama.cpp scales Gemma's queries by 1/sqrt(head_dim), or 1/sqrt(hidden/heads) when the layer
+    count is the 27B model's; the config says 1/sqrt(query_pre_attn_scalar). They must agree."""
+    big = layers == {"gemma2": 46}.get(config.model_type, 62)
+    used = config.hidden_size // config.num_attention_heads if big else config.head_dim
+    if config.query_pre_attn_scalar != used:
+        raise SecateurError(
+            f"--format gguf: llama.cpp would scale this Gemma's attention by 1/sqrt({used}), its config by "
+            f"1/sqrt({config.query_pre_attn_scalar}) (a depth-pruned 27B model meets this): not exportable"
+        )
+
+
 def _granite_scales(config) -> dict[str, float]:
     """IBM Granite's multipliers, under the names llama.cpp's granite graph reads."""
     return {
@@ -69,7 +119,10 @@ class GgufLayout:
     query_width_fixed: bool = False
     fewer_heads_arch: str | None = None
     per_layer: bool = True  # heterogeneous widths as `deci` (needs no q/k norms, no multipliers)
-    extra_keys: Callable[[object], dict[str, float]] | None = None  # family's float keys, by name
+    extra_keys: Callable[[object], dict[str, float | int]] | None = None  # family's own keys, by name
+    norm_offset: float = 0.0  # added to every norm weight (Gemma's norms compute x * (1 + w))
+    output: bool = True  # an untied LM head is written (gemma2 reads token_embd instead, always)
+    check: Callable[[object, int], None] | None = None  # (config, layers): refuse what it cannot run
 
 
 _LAYOUTS = {
@@ -80,6 +133,26 @@ _LAYOUTS = {
         arch="qwen3", normal_rope=False, layer_tensors={**_LLAMA_LAYER, **_QK_NORMS}, per_layer=False
     ),
     "granite": GgufLayout(arch="granite", normal_rope=True, per_layer=False, extra_keys=_granite_scales),
+    "gemma2": GgufLayout(
+        arch="gemma2",
+        normal_rope=False,
+        layer_tensors=dict(_GEMMA_LAYER),
+        query_width_fixed=False,
+        per_layer=False,
+        extra_keys=_gemma_keys,
+        norm_offset=1.0,
+        output=False,
+        check=_gemma_scale_check,
+    ),
+    "gemma3_text": GgufLayout(
+        arch="gemma3",
+        normal_rope=False,
+        layer_tensors={**_GEMMA_LAYER, **_QK_NORMS},
+        per_layer=False,
+        extra_keys=_gemma_keys,
+        norm_offset=1.0,
+        check=_gemma_scale_check,
+    ),
     "phi3": GgufLayout(
         arch="phi3",
         normal_rope=False,
