@@ -49,7 +49,7 @@ GEMMA = {"query_pre_attn_scalar": 32, "tie_word_embeddings": True}  # llama.cpp 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "kind", ["qwen2", "granite", "phi3", "qwen3", "gemma2", "gemma3_text", "per-layer llama (deci)"]
+    "kind", ["qwen2", "granite", "phi3", "qwen3", "gemma2", "gemma3_text", "olmo2", "per-layer llama (deci)"]
 )
 def test_llamacpp_computes_what_secateur_computes(kind, tmp_path):
     from secateur.export.gguf import write_gguf

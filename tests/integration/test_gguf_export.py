@@ -235,3 +235,18 @@ def test_gemma_norms_keys_and_refusals(tmp_path):
     )
     with pytest.raises(SecateurError, match="not periodic"):
         write_gguf(odd, tiny_bpe_tokenizer(), tmp_path / "y.gguf")
+
+
+def test_lm_head_is_written_as_each_architecture_reads_it(tmp_path):
+    """olmo2 requires output.weight even when tied; gemma2 never reads one (an untied head is refused)."""
+    from secateur.errors import SecateurError
+
+    write_gguf(
+        tiny_model("olmo2", tie_word_embeddings=True), tiny_bpe_tokenizer(), tmp_path / "o.gguf", "f32"
+    )
+    fields, tensors = read_gguf(tmp_path / "o.gguf")
+    assert "output.weight" in tensors and "blk.0.attn_norm.weight" not in tensors
+    assert tensors["blk.0.attn_q_norm.weight"].shape == (64,)  # the whole query width, as OLMo 2 norms it
+    untied = tiny_model("gemma2", query_pre_attn_scalar=32, tie_word_embeddings=False)
+    with pytest.raises(SecateurError, match="ties its LM head"):
+        write_gguf(untied, tiny_bpe_tokenizer(), tmp_path / "g.gguf")

@@ -241,11 +241,12 @@ def write_gguf(
         final_norm = adapter.final_modules()[0]
         tensors.add("output_norm.weight", final_norm.weight)
         head = adapter.lm_head().weight
-        if head.data_ptr() != embedding.data_ptr() and not layout.output:
+        tied = head.data_ptr() == embedding.data_ptr()
+        if not tied and layout.output == "never":
             raise SecateurError(
                 f"--format gguf: llama.cpp's {arch} ties its LM head to the embedding; this one is not"
             )
-        if head.data_ptr() != embedding.data_ptr():  # tied: llama.cpp reuses token_embd
+        if layout.output == "always" or (not tied and layout.output == "auto"):  # tied: token_embd reused
             tensors.add("output.weight", head)
         rope_factors = _rope_scaling(writer, config, head_dim)
         if rope_factors is not None:

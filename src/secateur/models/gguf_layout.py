@@ -59,6 +59,15 @@ _GEMMA_LAYER = {
 }
 
 
+# OLMo 2: norms after each sub-block only; q/k norms over the whole projection (all heads at once).
+_OLMO2_LAYER = {
+    **{k: v for k, v in _LLAMA_LAYER.items() if "layernorm" not in k},
+    **_QK_NORMS,
+    "post_attention_layernorm.weight": "post_attention_norm.weight",
+    "post_feedforward_layernorm.weight": "post_ffw_norm.weight",
+}
+
+
 def _sliding_period(config) -> int:
     """llama.cpp marks layer i sliding when i % n < n - 1 for a period n read from the file; the n
     that reproduces the config's layer_types (0 layers sliding: n = 1)."""
@@ -121,7 +130,9 @@ class GgufLayout:
     per_layer: bool = True  # heterogeneous widths as `deci` (needs no q/k norms, no multipliers)
     extra_keys: Callable[[object], dict[str, float | int]] | None = None  # family's own keys, by name
     norm_offset: float = 0.0  # added to every norm weight (Gemma's norms compute x * (1 + w))
-    output: bool = True  # an untied LM head is written (gemma2 reads token_embd instead, always)
+    # "auto": the LM head is written when untied; "never": the architecture reads token_embd (gemma2);
+    # "always": it requires output.weight, tied or not (olmo2).
+    output: str = "auto"
     check: Callable[[object, int], None] | None = None  # (config, layers): refuse what it cannot run
 
 
@@ -141,7 +152,7 @@ _LAYOUTS = {
         per_layer=False,
         extra_keys=_gemma_keys,
         norm_offset=1.0,
-        output=False,
+        output="never",
         check=_gemma_scale_check,
     ),
     "gemma3_text": GgufLayout(
@@ -152,6 +163,9 @@ _LAYOUTS = {
         extra_keys=_gemma_keys,
         norm_offset=1.0,
         check=_gemma_scale_check,
+    ),
+    "olmo2": GgufLayout(
+        arch="olmo2", normal_rope=False, layer_tensors=dict(_OLMO2_LAYER), per_layer=False, output="always"
     ),
     "phi3": GgufLayout(
         arch="phi3",
