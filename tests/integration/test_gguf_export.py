@@ -244,7 +244,7 @@ def test_lm_head_is_written_as_each_architecture_reads_it(tmp_path):
     write_gguf(
         tiny_model("olmo2", tie_word_embeddings=True), tiny_bpe_tokenizer(), tmp_path / "o.gguf", "f32"
     )
-    fields, tensors = read_gguf(tmp_path / "o.gguf")
+    _, tensors = read_gguf(tmp_path / "o.gguf")
     assert "output.weight" in tensors and "blk.0.attn_norm.weight" not in tensors
     assert tensors["blk.0.attn_q_norm.weight"].shape == (64,)  # the whole query width, as OLMo 2 norms it
     untied = tiny_model("gemma2", query_pre_attn_scalar=32, tie_word_embeddings=False)
