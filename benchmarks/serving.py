@@ -35,6 +35,10 @@ from secateur.export.nemotron_nas import write_nemotron_nas
 from secateur.export.structured import is_heterogeneous
 
 RESULTS = Path(__file__).parent / "results"
+SPEED = {  # llama.cpp: one sequence; vLLM: a batch of 4
+    "llamacpp": {"prompt_tokens": 512, "new_tokens": 64, "runs": 5},
+    "vllm": {"prompt_tokens": 128, "new_tokens": 32, "batch": 4, "runs": 5},
+}
 KINDS = {
     "dense": None,
     "wanda 50%": ["--method", "wanda", "--sparsity", "0.5"],
@@ -54,7 +58,7 @@ def _folder(kind: str, args) -> Path:
     """The pruned checkpoint of `kind` (pruned once, kept in --work)."""
     if KINDS[kind] is None:
         return Path(api.load_model(args.model).location)
-    out = args.work / kind.replace(" ", "_").replace("%", "").replace("-", "")
+    out = args.work / _slug(kind)
     if not out.exists():
         command = [sys.executable, "-m", "secateur", "prune", "--model", args.model, "--dataset", "lee"]
         subprocess.run([*command, *KINDS[kind], "--no-eval", "--quiet", "--out", str(out)], check=True)
@@ -66,8 +70,7 @@ def _llamacpp(folder: Path, windows: list, args) -> dict:
     if not gguf.exists():
         loaded = api.load_model(str(folder), dtype="float32")
         write_gguf(loaded.model, loaded.tokenizer, gguf, "f32")
-    speed = {"prompt_tokens": 512, "new_tokens": 64, "runs": 5}
-    request = {"model": str(gguf), "threads": os.cpu_count(), "windows": windows, "speed": speed}
+    request = {"model": str(gguf), "threads": os.cpu_count(), "windows": windows, "speed": SPEED["llamacpp"]}
     return {"file": str(gguf), **run_worker("llamacpp", request, args.llamacpp_python)}
 
 
@@ -80,12 +83,43 @@ def _vllm(folder: Path, windows: list, args) -> dict:
             write_nemotron_nas(loaded.model, loaded.tokenizer, served)
     request = {
         "model": str(served), "dtype": "float32", "max_model_len": 1024, "trust_remote_code": True,
-        "windows": windows, "speed": {"prompt_tokens": 128, "new_tokens": 32, "batch": 4, "runs": 5},
+        "windows": windows, "speed": SPEED["vllm"],
     }  # fmt: skip
     return {"folder": str(served), **run_worker("vllm", request, args.vllm_python)}
 
 
+def _slug(kind: str) -> str:
+    return kind.replace(" ", "_").replace("%", "").replace("-", "")
+
+
+def remeasure_speed(row: dict, args) -> dict:
+    """--speed-only: the engines' speeds again (a quiet machine), perplexities kept."""
+    for engine in args.engines:
+        part = row.get(engine, {})
+        served = part.get("file") or part.get("folder")
+        if "error" in part or served is None:
+            continue
+        request = {
+            "model": served,
+            "threads": os.cpu_count(),
+            "trust_remote_code": True,
+            "max_model_len": 1024,
+        }
+        request["speed"] = SPEED[engine]
+        part["speed"] = run_worker(engine, request, getattr(args, f"{engine}_python"))["speed"]
+    return row
+
+
 def measure(kind: str, args) -> dict:
+    """One output kind in every engine; kept in --work/rows (a rerun measures only what is missing,
+    unless --remeasure)."""
+    saved = args.work / "rows" / f"{_slug(kind)}.json"
+    if saved.exists() and not args.remeasure:
+        row = json.loads(saved.read_text())
+        if args.speed_only:
+            row = remeasure_speed(row, args)
+            saved.write_text(json.dumps(row, indent=1) + "\n")
+        return row
     folder = _folder(kind, args)
     loaded = api.load_model(str(folder))
     parameters = sum(p.numel() for p in loaded.model.parameters())
@@ -111,6 +145,8 @@ def measure(kind: str, args) -> dict:
                 row[engine] = {"error": str(error)}
             row[engine]["seconds"] = time.perf_counter() - started
     print(json.dumps(row), flush=True)
+    saved.parent.mkdir(exist_ok=True)
+    saved.write_text(json.dumps(row, indent=1) + "\n")
     return row
 
 
@@ -149,6 +185,8 @@ def main() -> None:
     parser.add_argument("--eval-windows", type=int, default=None, help="default: the whole Lee test split")
     parser.add_argument("--llamacpp-python", default=None)
     parser.add_argument("--vllm-python", default=None)
+    parser.add_argument("--remeasure", action="store_true", help="measure kinds already in --work/rows again")
+    parser.add_argument("--speed-only", action="store_true", help="re-time the engines of saved rows only")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     kinds = ["dense", *[k for k in args.kinds if k != "dense"]]

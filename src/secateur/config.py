@@ -82,7 +82,8 @@ class PruneConfig:
 
     method: str = option(
         "wanda",
-        "wanda (|W|·‖X‖), magnitude (|W|), sparsegpt (OBS mask + weight reconstruction), "
+        "wanda (|W|·‖X‖), magnitude (|W|), sparsegpt (OBS mask + weight reconstruction), alps (ADMM "
+        "on the layer's reconstruction, then a refit of the kept weights), "
         "structured (remove attention groups and MLP channels; see --pruning-ratio), "
         "depth (remove decoder layers; see --num-layers), or osscar (MLP channels chosen and refit "
         "for reconstruction; see --mlp-pruning-ratio), or experts (remove whole routed experts of a "
@@ -129,7 +130,12 @@ class PruneConfig:
         "weight magnitude (its few tokens say too little about its inputs); the summary counts them",
     )
     blocksize: int = option(128, "sparsegpt: columns per lazy weight update")
-    percdamp: float = option(0.01, "sparsegpt: Hessian dampening, as a fraction of its mean diagonal")
+    percdamp: float = option(0.01, "sparsegpt, alps: Hessian dampening, as a fraction of its mean diagonal")
+    admm_iterations: int = option(40, "alps: ADMM iterations (the penalty grows each one)")
+    admm_rho: float = option(0.1, "alps: the first ADMM penalty, as a fraction of H's mean eigenvalue")
+    refit_iterations: int = option(
+        30, "alps: conjugate-gradient steps refitting the kept weights on the support found"
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "skip_layers", parse_int_list(self.skip_layers))
@@ -143,14 +149,16 @@ class PruneConfig:
             raise SecateurError(f"--blocksize must be at least 1, got {self.blocksize}")
         if not self.percdamp >= 0:
             raise SecateurError(f"--percdamp must be >= 0, got {self.percdamp}")
+        if self.admm_iterations < 0 or self.refit_iterations < 0 or not self.admm_rho > 0:
+            raise SecateurError("--admm-iterations and --refit-iterations must be >= 0, --admm-rho > 0")
         check_prune_fields(self)
         # Resolve now so a malformed pattern, an N:M/sparsity clash or a bad --owl fails before any work.
         sparsity = self.resolved_sparsity()
         if not isinstance(self.pattern_object(), Tiered) and self.tiers is not None:
             raise SecateurError(f"--tiers applies to --pattern tiered, not {self.pattern}: drop one")
-        if isinstance(self.pattern_object(), Tiered) and self.method == "sparsegpt":
+        if isinstance(self.pattern_object(), Tiered) and self.method in ("sparsegpt", "alps"):
             raise SecateurError(
-                "--pattern tiered scores tiles with wanda or magnitude; sparsegpt is not supported"
+                f"--pattern tiered scores tiles with wanda or magnitude; {self.method} is not supported"
             )
         if self.owl is not None:
             if isinstance(self.pattern_object(), (NM, Tiered)):

@@ -19,6 +19,7 @@ _BUILTIN_MODULES = (
     "secateur.scoring.magnitude",
     "secateur.scoring.wanda",
     "secateur.solvers.sparsegpt",
+    "secateur.solvers.alps",
     "secateur.patterns.unstructured",
     "secateur.patterns.nm",
     "secateur.patterns.block",
