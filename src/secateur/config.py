@@ -240,6 +240,11 @@ class StructuredConfig:
         "--use_gradient_checkpointing",
     )
     plan: str | None = option(None, "apply this saved structured_plan.json instead of planning")
+    reconstruct: bool = option(
+        False,
+        "refit o_proj and down_proj by least squares on the calibration activations, layer by layer, "
+        "so each rebuilds its unpruned output from the inputs it keeps",
+    )
     serve: str | None = option(
         None,
         "plan for a serving engine: vllm (its nemotron-nas format keeps query heads global, so a "
@@ -278,7 +283,8 @@ class StructuredConfig:
 
     @property
     def needs_activations(self) -> bool:
-        return self.plan is None and (self.importance != "magnitude" or self.temperature > 0)
+        planning = self.plan is None and (self.importance != "magnitude" or self.temperature > 0)
+        return planning or self.reconstruct
 
 
 @dataclass(frozen=True)

@@ -70,9 +70,8 @@ def _check(plan: LayerPlan, shape: LayerShape) -> None:
             )
 
 
-@torch.no_grad()
-def apply_plan(adapter: ModelAdapter, plan: StructuredPlan) -> None:
-    """Shrink `adapter.model` in place; raises SecateurError, touching nothing, if the plan does not fit."""
+def check_plan(adapter: ModelAdapter, plan: StructuredPlan) -> dict[int, LayerShape]:
+    """The planned layers' shapes now; raises SecateurError if the plan does not fit the model."""
     layers = adapter.decoder_layers()
     if plan.model_type != adapter.config.model_type or plan.gqa_ratio != adapter.geometry().gqa_ratio:
         raise SecateurError(
@@ -85,12 +84,26 @@ def apply_plan(adapter: ModelAdapter, plan: StructuredPlan) -> None:
             raise SecateurError(f"plan names layer {row.layer}, but the model has {len(layers)} layers")
         shapes[row.layer] = adapter.layer_shape(row.layer)
         _check(row, shapes[row.layer])
+    return shapes
+
+
+def removes(row: LayerPlan, shape: LayerShape) -> tuple[bool, bool]:
+    """Whether the plan takes anything from the layer's attention, and from its MLP."""
+    return (
+        bool(shape.num_kv_heads) and len(row.kv_heads) < shape.num_kv_heads,
+        bool(shape.intermediate) and len(row.channels) < shape.intermediate,
+    )
+
+
+@torch.no_grad()
+def apply_plan(adapter: ModelAdapter, plan: StructuredPlan) -> None:
+    """Shrink `adapter.model` in place; raises SecateurError, touching nothing, if the plan does not fit."""
+    shapes = check_plan(adapter, plan)
     for row in plan.layers:
         shape = shapes[row.layer]
         keep_kv = torch.tensor(sorted(row.kv_heads), dtype=torch.long)
         keep_channels = torch.tensor(sorted(row.channels), dtype=torch.long)
-        attention = bool(shape.num_kv_heads) and keep_kv.numel() < shape.num_kv_heads
-        mlp = bool(shape.intermediate) and keep_channels.numel() < shape.intermediate
+        attention, mlp = removes(row, shape)
         if not (attention or mlp):
             continue
         with adapter.layer_edit(row.layer) as layer:  # streamed: read, sliced, written back, freed

@@ -39,6 +39,7 @@ from secateur.structured.planner import (
     plan_uniform,
 )
 from secateur.structured.priors import Priors, hgsp_priors
+from secateur.structured.reconstruct import apply_plan_reconstructing
 
 
 @dataclass
@@ -115,6 +116,18 @@ def _collect_activations(adapter, windows, planned, wanda, device, batch_size, s
     return stats, influence
 
 
+def _apply(adapter, plan, config: StructuredConfig, windows, device, batch_size, show_progress) -> None:
+    """Slice the plan in; with --reconstruct, refit what lost inputs on the calibration windows."""
+    if not config.reconstruct:
+        apply_plan(adapter, plan)
+        return
+    if windows is None:
+        raise SecateurError("--reconstruct refits on calibration activations; pass calibration windows")
+    apply_plan_reconstructing(
+        adapter, plan, windows, device=device, batch_size=batch_size, show_progress=show_progress
+    )
+
+
 def structured_prune(
     adapter: ModelAdapter,
     config: StructuredConfig,
@@ -133,7 +146,7 @@ def structured_prune(
     timings: dict[str, float] = {}
     if config.plan is not None:
         plan = StructuredPlan.load(config.plan)
-        apply_plan(adapter, plan)
+        _apply(adapter, plan, config, windows, device, batch_size, show_progress)
         return StructuredReport(
             plan, None, shapes, params_before, count_parameters(adapter.model), prunable_all, None
         )
@@ -193,7 +206,10 @@ def structured_prune(
     plan = plan_from_table(
         table, planned_shapes, adapter.config.model_type, geometry.gqa_ratio, geometry.head_dim
     )
-    apply_plan(adapter, plan)
+    mark = time.perf_counter()
+    _apply(adapter, plan, config, windows, device, batch_size, show_progress)
+    if config.reconstruct:
+        timings["reconstruct_s"] = time.perf_counter() - mark
     timings["structured_s"] = time.perf_counter() - started
     return StructuredReport(
         plan,
