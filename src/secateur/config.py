@@ -82,8 +82,9 @@ class PruneConfig:
 
     method: str = option(
         "wanda",
-        "wanda (|W|·‖X‖), magnitude (|W|), sparsegpt (OBS mask + weight reconstruction), alps (ADMM "
-        "on the layer's reconstruction, then a refit of the kept weights), "
+        "wanda (|W|·‖X‖), ria (|W| relative to its row and column, ·‖X‖^0.5), magnitude (|W|), "
+        "sparsegpt (OBS mask + weight reconstruction), alps (ADMM on the layer's reconstruction, "
+        "then a refit of the kept weights), "
         "structured (remove attention groups and MLP channels; see --pruning-ratio), "
         "depth (remove decoder layers; see --num-layers), or osscar (MLP channels chosen and refit "
         "for reconstruction; see --mlp-pruning-ratio), or experts (remove whole routed experts of a "

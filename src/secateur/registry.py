@@ -18,6 +18,7 @@ T = TypeVar("T")
 _BUILTIN_MODULES = (
     "secateur.scoring.magnitude",
     "secateur.scoring.wanda",
+    "secateur.scoring.ria",
     "secateur.solvers.sparsegpt",
     "secateur.solvers.alps",
     "secateur.patterns.unstructured",

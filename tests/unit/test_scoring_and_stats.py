@@ -97,3 +97,14 @@ def test_statistics_do_not_depend_on_how_batches_are_shared_out():
     ):
         a, b = read(gathered(make, one)), read(gathered(make, shared))
         assert a.dtype == torch.float32 and torch.equal(a, b)
+
+
+def test_ria_scores_by_hand():
+    from secateur.scoring.ria import ria_scores
+
+    weight = torch.tensor([[1.0, -2.0], [3.0, 4.0]])
+    sum_sq = torch.tensor([16.0, 81.0])  # ‖X‖ = 4, 9: powers 0.5 -> 2, 3
+    row = torch.tensor([[1 / 3, 2 / 3], [3 / 7, 4 / 7]])
+    column = torch.tensor([[1 / 4, 2 / 6], [3 / 4, 4 / 6]])
+    expected = (row + column) * torch.tensor([2.0, 3.0])
+    torch.testing.assert_close(ria_scores(weight, sum_sq), expected)
