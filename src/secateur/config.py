@@ -358,7 +358,8 @@ class OsscarConfig:
     true_sequential: bool = option(
         True,
         "statistics of each layer from the inputs the already-pruned layers give it "
-        "(--no-true-sequential: from the dense model's, as Quark's true_sequential=False)",
+        "(--no-true-sequential: from the dense model's; Quark's true_sequential flag is another thing: "
+        "it groups a layer's modules)",
     )
 
     def __post_init__(self) -> None:

@@ -1,8 +1,15 @@
 """Config objects as users of AMD Quark's pruning tool know them, running on secateur's methods.
 
-    from secateur.quark import Config, ModelPruner, OSSCARConfig
+    from secateur.quark import ModelPruner, OSSCARConfig, PConfig
     algo_config = OSSCARConfig.from_dict(json.load(open("osscar.json")))
-    model = ModelPruner(Config(algo_config=algo_config)).pruning_model(model, calibration_data)
+    model = ModelPruner(PConfig(algo_config=algo_config)).pruning_model(model, calibration_data)
+
+The same JSON runs in Quark 0.13 itself (recipes/quark-osscar.json does): module names are the
+decoder layer's own (`mlp.down_proj`; the short `down_proj` is accepted too), `inside_layer_modules`
+lists the hooked modules, `PConfig` is 0.13's name for the wrapper (`Config`, the older one, stays).
+What differs by design (docs/benchmarks.md measures both): the kept width is a multiple of
+`round_to` (64 by default; Quark always 128), the attention-sink position is left out of the
+statistics, the search starts from a greedy elimination and tries swaps.
 
 `OSSCARConfig` runs `secateur prune --method osscar`; `LayerImportancePruneConfig` runs depth
 pruning (`--method depth`: the consecutive layers whose removal raises calibration perplexity
@@ -47,14 +54,17 @@ class OSSCARConfig:
 
     name: str = "osscar"
     damp_percent: float = _default(OsscarConfig, "damp_percent")
-    # True: each layer's statistics come from the inputs the already-pruned layers before it give
-    # (later layers correct for earlier removals). False: every layer sees the dense model's inputs.
-    true_sequential: bool = _default(OsscarConfig, "true_sequential")
-    # Which module loses input channels, and which ones lose the matching output rows: checked
-    # against the architecture (secateur prunes the MLP's down projection and its gate/up rows).
-    mlp_pruning_modules: list[str] = field(default_factory=lambda: ["down_proj"])
+    # Quark's true_sequential groups the modules of `inside_layer_modules` one after another inside
+    # a layer (True) or all at once (False); with the down projection alone, the only module OSSCAR
+    # prunes, both are the same, in Quark as here. Every layer's statistics come from the inputs the
+    # already-pruned layers give it, as in Quark (secateur's --no-true-sequential is its own option).
+    true_sequential: bool = True
+    # The modules hooked for statistics, the module that loses input channels, and the ones that
+    # lose the matching output rows, named inside a decoder layer: checked against the architecture.
+    inside_layer_modules: list[str] = field(default_factory=lambda: ["mlp.down_proj"])
+    mlp_pruning_modules: list[str] = field(default_factory=lambda: ["mlp.down_proj"])
     mlp_scaling_layers: dict[str, list[str]] = field(
-        default_factory=lambda: {"down_proj": ["up_proj", "gate_proj"]}
+        default_factory=lambda: {"mlp.down_proj": ["mlp.up_proj", "mlp.gate_proj"]}
     )
     mlp_pruning_ratio: float = _default(OsscarConfig, "mlp_pruning_ratio")
     mlp_intermediate_size_name: str = "intermediate_size"  # the config attribute rewritten to the kept width
@@ -101,7 +111,9 @@ class LayerImportancePruneConfig:
 
 
 @dataclass
-class Config:
+class PConfig:
+    """Quark 0.13's pruning config wrapper (`Config` in earlier releases and their docs)."""
+
     algo_config: OSSCARConfig | LayerImportancePruneConfig
 
     @classmethod
@@ -112,6 +124,9 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return {"algo_config": self.algo_config.to_dict()}
+
+
+Config = PConfig  # the name Quark's documentation and releases before 0.13 use
 
 
 def calibration_tensor(data: Any, seqlen: int, *, top: bool = True) -> torch.Tensor:
@@ -157,16 +172,28 @@ def _short(path: str) -> str:
 
 
 def _check_osscar_names(algo: OSSCARConfig, adapter) -> None:
-    """Quark names the modules and the config attribute; they must be this architecture's."""
+    """Quark names the modules and the config attribute; they must be this architecture's. Names
+    are inside a decoder layer (`mlp.down_proj`, as Quark 0.13 matches them) or short (`down_proj`)."""
     roles = adapter.spec.roles
-    down = _short(roles["down"])
-    scaled = sorted(_short(roles[r]) for r in ("gate", "up") if r in roles)
-    if list(algo.mlp_pruning_modules) != [down]:
+    down = roles["down"]
+    scaled = sorted(roles[r] for r in ("gate", "up") if r in roles)
+
+    def full(name: str) -> str:
+        return next((path for path in roles.values() if name in (path, _short(path))), name)
+
+    if [full(n) for n in algo.mlp_pruning_modules] != [down]:
         raise SecateurError(
             f"mlp_pruning_modules {algo.mlp_pruning_modules} is not supported: secateur prunes the "
             f"input channels of this {adapter.config.model_type} model's {down!r}; use [{down!r}]"
         )
-    given = {key: sorted(value) for key, value in dict(algo.mlp_scaling_layers).items()}
+    if down not in [full(n) for n in algo.inside_layer_modules]:
+        raise SecateurError(
+            f"inside_layer_modules {algo.inside_layer_modules} must list {down!r}, the module whose "
+            "inputs OSSCAR's statistics are taken from"
+        )
+    given = {
+        full(key): sorted(full(v) for v in value) for key, value in dict(algo.mlp_scaling_layers).items()
+    }
     if given != {down: scaled}:
         raise SecateurError(
             f"mlp_scaling_layers {algo.mlp_scaling_layers} is not supported: the rows removed with "
@@ -235,7 +262,6 @@ def _osscar(adapter, algo: OSSCARConfig, dataloader: Any) -> None:
         damp=algo.damp_percent,
         swaps=algo.swaps,
         round_to=algo.round_to,
-        sequential=algo.true_sequential,
         device=resolve_device(None),
         show_progress=False,
     )

@@ -9,7 +9,14 @@ import torch
 from helpers.tiny import tiny_model
 from secateur.config import PruneRecipe, from_dict, load_recipe, to_dict
 from secateur.errors import SecateurError
-from secateur.quark import Config, LayerImportancePruneConfig, ModelPruner, OSSCARConfig, calibration_tensor
+from secateur.quark import (
+    Config,
+    LayerImportancePruneConfig,
+    ModelPruner,
+    OSSCARConfig,
+    PConfig,
+    calibration_tensor,
+)
 
 RECIPES = Path(__file__).parents[2] / "recipes"
 
@@ -85,31 +92,52 @@ def _dense_down_grams(model, windows, skip_first=1):
     return grams
 
 
-def test_quark_true_sequential_false_uses_the_dense_models_activations(token_windows):
+def test_no_true_sequential_uses_the_dense_models_activations(token_windows):
+    """secateur's --no-true-sequential: every layer's statistics from the dense model."""
+    from secateur.models.adapter import ModelAdapter
     from secateur.structured.osscar import Reconstruction, greedy_channels, local_search, refit
+    from secateur.structured.osscar_run import osscar_prune
 
     windows = token_windows(4, 32)
     dense = tiny_model("llama")
     grams = _dense_down_grams(dense, windows)
-    settings = dict(mlp_pruning_ratio=0.25, swaps=2, round_to=1)
-    independent = ModelPruner(Config(OSSCARConfig(**settings, true_sequential=False)))
-    pruned = independent.pruning_model(tiny_model("llama"), windows)
+    settings = dict(
+        ratio=0.25, damp=0.01, swaps=2, round_to=1, device=torch.device("cpu"), show_progress=False
+    )
+    pruned = tiny_model("llama")
+    osscar_prune(ModelAdapter(pruned), windows, sequential=False, **settings)
     for index, layer in enumerate(pruned.model.layers):
         weight = dense.model.layers[index].mlp.down_proj.weight.float()
         problem = Reconstruction.of_layer(weight, grams[index])
         keep, _ = local_search(problem, greedy_channels(problem, 96, 0.01), 0.01, 2)
         expected = refit(problem, keep, 0.01)
         torch.testing.assert_close(layer.mlp.down_proj.weight, expected, rtol=1e-4, atol=1e-5)
-    sequential = ModelPruner(Config(OSSCARConfig(**settings))).pruning_model(tiny_model("llama"), windows)
+    sequential = tiny_model("llama")
+    osscar_prune(ModelAdapter(sequential), windows, **settings)
     last = sequential.model.layers[-1].mlp.down_proj.weight
     assert not torch.allclose(last, pruned.model.layers[-1].mlp.down_proj.weight, atol=1e-4)
+
+
+def test_quark_true_sequential_groups_modules_so_with_down_proj_alone_it_changes_nothing(token_windows):
+    """As in Quark 0.13: the flag orders a layer's inside_layer_modules; OSSCAR hooks one."""
+    windows = token_windows(4, 32)
+    settings = dict(mlp_pruning_ratio=0.25, swaps=2, round_to=1)
+    models = [
+        ModelPruner(PConfig(OSSCARConfig(**settings, true_sequential=flag))).pruning_model(
+            tiny_model("llama"), windows
+        )
+        for flag in (True, False)
+    ]
+    for a, b in zip(*(m.state_dict().values() for m in models), strict=True):
+        assert torch.equal(a, b)
 
 
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
         ({"mlp_pruning_modules": ["up_proj"]}, r"mlp_pruning_modules \['up_proj'\] is not supported"),
-        ({"mlp_scaling_layers": {"down_proj": ["up_proj"]}}, "the rows removed with 'down_proj'"),
+        ({"mlp_scaling_layers": {"down_proj": ["up_proj"]}}, "the rows removed with 'mlp.down_proj'"),
+        ({"inside_layer_modules": ["mlp.up_proj"]}, "must list 'mlp.down_proj'"),
         ({"mlp_intermediate_size_name": "ffn_dim"}, "'ffn_dim' is not this model's MLP width"),
     ],
 )

@@ -86,7 +86,8 @@ def osscar_prune(
 
     `reconstruct=False` is the baseline OSSCAR is measured against: Wanda's channels, no search, no refit.
     `sequential=False`: every layer's statistics come from the dense model's activations (the
-    inputs are pushed through each layer before it is pruned), as in Quark's true_sequential=False.
+    inputs are pushed through each layer before it is pruned); secateur's option (Quark's flag of that
+    name groups the modules inside a layer, a no-op with down_proj alone).
     """
     if start not in STARTS:
         raise SecateurError(f"--osscar-start must be one of {', '.join(STARTS)}, got {start!r}")
