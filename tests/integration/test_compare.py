@@ -181,3 +181,76 @@ def test_compare_recipe_file(saved_llama, corpus, tmp_path):
     )
     names = [r["name"] for r in json.loads((out / "comparison.json").read_text())["rows"]]
     assert names == ["wanda:2:4", "mag-half"]
+
+
+def test_shape_changing_recipe_strings():
+    r = parse_recipe("structured:taylor:0.2:temperature=0:reconstruct=true", {"batch_size": 2})
+    ((name, section),) = r.sections
+    assert name == "structured" and (section.importance, section.pruning_ratio) == ("taylor", 0.2)
+    assert section.temperature == 0.0 and section.reconstruct is True and r.config.batch_size == 2
+    depth = dict(parse_recipe("depth:3:score=bi").sections)["depth"]
+    assert (depth.num_layers, depth.score) == (3, "bi")
+    osscar = dict(parse_recipe("osscar:0.25:round_to=128").sections)
+    assert osscar["osscar"].mlp_pruning_ratio == 0.25 and osscar["structured"].round_to == 128
+    for bad, message in [
+        ("structured:taylor:0.2:colour=red", "structured has no setting 'colour'"),
+        ("depth:three", "is not a int"),
+        ("structured:0.2:reconstruct=maybe", "takes true or false"),
+        ("experts:0.5", "compare runs mask, structured, depth and osscar recipes"),
+    ]:
+        with pytest.raises(SecateurError, match=message):
+            parse_recipe(bad)
+
+
+def test_compare_mixes_mask_and_shape_changing_recipes_and_existing_outputs(
+    saved_llama, corpus, tmp_path, capsys
+):
+    """A structured and a depth recipe beside a mask one; a depth output pruned before, as a row;
+    each shape-changing row equals the same prune run on its own, and the parameters plot exists."""
+    from safetensors.torch import load_file
+
+    depth_out = tmp_path / "depth"
+    prune = ["prune", "--model", saved_llama, "--dataset", corpus, "--nsamples", "4", "--seqlen", "32"]
+    assert (
+        main(
+            [
+                *map(str, prune),
+                "--method",
+                "depth",
+                "--layers",
+                "1",
+                "--eval-windows",
+                "4",
+                "--out",
+                str(depth_out),
+            ]
+        )
+        == 0
+    )
+    alone = json.loads((depth_out / "secateur.json").read_text())["perplexity"]["pruned"]["perplexity"]
+    out = tmp_path / "cmp"
+    recipes = ["wanda:unstructured:0.5", "structured:wanda:0.3", "depth:layers=1"]
+    args = compare_args(
+        saved_llama, corpus, "--recipes", *recipes, "--models", depth_out, "--eval-windows", "4"
+    )
+    args += ["--out", out]
+    assert main([*map(str, args)]) == 0
+    data = json.loads((out / "comparison.json").read_text())
+    rows = {row["name"]: row for row in data["rows"]}
+    assert (
+        rows["wanda:unstructured:0.5"]["params_removed"] == 0
+        and rows["wanda:unstructured:0.5"]["prefill_speedup"] is None
+    )
+    structured = rows["structured:wanda:0.3"]
+    assert (
+        0.25 < structured["params_removed"] < 0.35 and structured["parameters"] < data["dense"]["parameters"]
+    )
+    assert structured["prefill_speedup"] > 0 and structured["decode_speedup"] > 0
+    assert rows["depth:layers=1"]["perplexity"] == pytest.approx(alone, rel=1e-6)  # recipe == separate run
+    assert rows["depth"]["perplexity"] == pytest.approx(alone, rel=1e-6)  # the folder given with --models
+    assert rows["depth"]["method"] == "depth"
+    assert (out / "perplexity_vs_parameters.png").stat().st_size > 0
+    assert "removed %" in (out / "comparison.md").read_text()
+    assert load_file(str(depth_out / "model.safetensors"))  # the output given is left as it was
+    nothing = compare_args(saved_llama, corpus, "--out", tmp_path / "none")
+    assert_refused(capsys, nothing, "compare needs --recipes, --models, or both", out=tmp_path / "none")

@@ -32,10 +32,20 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--recipes",
         nargs="+",
-        required=True,
+        default=[],
         metavar="RECIPE",
         help="METHOD:PATTERN[:SPARSITY][:key=value] strings (wanda:2:4, sparsegpt:block16:0.5, "
-        "wanda:unstructured:0.7:owl=5,0.08), or one YAML/JSON file listing them",
+        "wanda:unstructured:0.7:owl=5,0.08), METHOD[:VALUE][:key=value] for structured, depth and "
+        "osscar (structured:taylor:0.2:temperature=0, depth:3:score=bi, osscar:0.25), or one YAML/JSON "
+        "file listing them",
+    )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=[],
+        metavar="DIR",
+        help="outputs pruned before, measured as rows on the same windows (no pruning; --model is "
+        "the dense baseline)",
     )
     parser.add_argument(
         "--sparsity",
@@ -77,7 +87,9 @@ def build(args: argparse.Namespace, note=print):
     from secateur.comparison.recipes import expand_sparsities, load_recipe_file, parse_recipe
 
     defaults = collect(args, "prune")
-    if len(args.recipes) == 1 and Path(args.recipes[0]).suffix in (".yaml", ".yml", ".json"):
+    if not args.recipes:
+        recipes = []
+    elif len(args.recipes) == 1 and Path(args.recipes[0]).suffix in (".yaml", ".yml", ".json"):
         path = Path(args.recipes[0])
         if not path.is_file():
             raise SecateurError(f"recipe file {path} does not exist")
@@ -85,6 +97,8 @@ def build(args: argparse.Namespace, note=print):
     else:
         recipes = [parse_recipe(text, defaults) for text in args.recipes]
     recipes = expand_sparsities(recipes, _sparsities(args.sparsities))
+    if not recipes and not args.models:
+        raise SecateurError("compare needs --recipes, --models, or both")
     data = {
         "model": args.model,
         "calibration": collect(args, "calibration"),
@@ -112,8 +126,12 @@ def run(args: argparse.Namespace) -> int:
         out=args.out,
         overwrite=args.overwrite,
         show_progress=not args.quiet,
+        models=tuple(args.models),
     )
     print(markdown(result))
     if args.out:
-        print(f"written to {args.out}/ (comparison.md, .csv, .json, perplexity_vs_sparsity.png when plotted)")
+        print(
+            f"written to {args.out}/ (comparison.md, .csv, .json; perplexity_vs_sparsity.png and "
+            "perplexity_vs_parameters.png when there is something to plot)"
+        )
     return 0

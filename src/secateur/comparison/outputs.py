@@ -23,13 +23,22 @@ COLUMNS = [
     "vs first",
     "vs first %",
     "prune s",
+    "params",
+    "removed %",
+    "prefill x",
+    "decode x",
 ]
+
+
+def _speed(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
 
 
 def table_rows(result: CompareResult) -> list[list[str]]:
     rows = [
-        ["dense", "-", "-", "0.0000", "0.0000", f"{result.dense.perplexity:.3f}", "-", "-", "-", "-", "-"]
-    ]
+        ["dense", "-", "-", "0.0000", "0.0000", f"{result.dense.perplexity:.3f}", "-", "-", "-", "-", "-",
+         f"{result.dense_parameters:,}", "0.0%", "1.00x", "1.00x"]
+    ]  # fmt: skip
     for r in result.table():
         rows.append(
             [
@@ -44,6 +53,10 @@ def table_rows(result: CompareResult) -> list[list[str]]:
                 f"{r['vs_first']:+.3f}",
                 f"{r['vs_first_pct']:+.1f}%",
                 f"{r['prune_s']:.1f}",
+                f"{r['parameters']:,}",
+                f"{100 * r['params_removed']:.1f}%",
+                _speed(r["prefill_speedup"]),
+                _speed(r["decode_speedup"]),
             ]
         )
     return rows
@@ -113,6 +126,35 @@ def plot(result: CompareResult, path: Path) -> bool:
     return True
 
 
+def plot_parameters(result: CompareResult, path: Path) -> bool:
+    """Perplexity against the share of parameters removed, one point per recipe that removes some
+    (structured, depth, OSSCAR, or pruned outputs given with --models)."""
+    points = [(row.params_removed, row.perplexity, row.name) for row in result.rows if row.params_removed > 0]
+    if not points:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
+    colours = plt.get_cmap("tab10")
+    for index, (removed, ppl, name) in enumerate(points):
+        ax.scatter([100 * removed], [ppl], color=colours(index % 10), marker=_MARKERS[index % len(_MARKERS)],
+                   label=name, zorder=3)  # fmt: skip
+    ax.axhline(result.dense.perplexity, color="grey", linestyle=":", label="dense")
+    ax.set_yscale("log")
+    ax.set_xlabel("parameters removed (%)")
+    ax.set_ylabel(f"perplexity ({Path(result.evaluation['dataset']).name}, log scale)")
+    ax.set_title(f"{Path(result.model).name}: perplexity vs parameters removed")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
 def write_outputs(result: CompareResult, out: str | Path, overwrite: bool) -> Path:
     with atomic_output_dir(out, overwrite) as tmp:
         (tmp / "comparison.md").write_text(markdown(result))
@@ -124,9 +166,10 @@ def write_outputs(result: CompareResult, out: str | Path, overwrite: bool) -> Pa
             "model": result.model,
             "calibration": asdict(result.calibration),
             "evaluation": result.evaluation,
-            "dense": result.dense.to_dict(),
+            "dense": {**result.dense.to_dict(), "parameters": result.dense_parameters},
             "rows": result.table(),
         }
         (tmp / "comparison.json").write_text(json.dumps(data, indent=2) + "\n")
         plot(result, tmp / "perplexity_vs_sparsity.png")
+        plot_parameters(result, tmp / "perplexity_vs_parameters.png")
     return Path(out)

@@ -1,6 +1,8 @@
-"""Recipe strings for `secateur compare`: METHOD:PATTERN[:SPARSITY][:key=value...].
+"""Recipe strings for `secateur compare`: METHOD:PATTERN[:SPARSITY][:key=value...] for mask methods,
+and for the methods that change shapes METHOD[:VALUE...][:key=value...] with the method's own settings:
 
     wanda:unstructured:0.5    wanda:block16:0.5    sparsegpt:2:4    wanda:unstructured:0.7:owl=5,0.08
+    structured:taylor:0.2:temperature=0:reconstruct=true    depth:3:score=bi    osscar:0.25:round_to=128
 
 A YAML/JSON file instead holds a list of mappings with PruneConfig fields (plus an optional
 `name`). Every recipe is checked before any work starts.
@@ -13,7 +15,14 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from secateur.config import PruneConfig, from_dict
+from secateur.config import (
+    STRUCTURED_IMPORTANCES,
+    DepthConfig,
+    OsscarConfig,
+    PruneConfig,
+    StructuredConfig,
+    from_dict,
+)
 from secateur.errors import SecateurError
 from secateur.patterns.parse import parse_pattern
 from secateur.registry import REGISTRY
@@ -25,6 +34,69 @@ _PRUNE_FIELDS = {f.name for f in dataclasses.fields(PruneConfig)}
 class Recipe:
     name: str
     config: PruneConfig
+    # A shape-changing method's settings by recipe section ("structured", "depth", "osscar"):
+    # OSSCAR's kept width rounds to structured.round_to, so an osscar recipe may carry both.
+    sections: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def changes_shapes(self) -> bool:
+        return bool(self.sections)
+
+
+# The shape-changing methods compare runs: the recipe section each reads, and what a bare
+# positional value means (a float ratio, an int count, or the structured importance by name).
+SECTIONS = {
+    "structured": (StructuredConfig, "pruning_ratio"),
+    "depth": (DepthConfig, "num_layers"),
+    "osscar": (OsscarConfig, "mlp_pruning_ratio"),
+}
+
+
+def _section_recipe(method: str, tokens: list[str], text: str, defaults: dict | None) -> Recipe:
+    cls, positional = SECTIONS[method]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    borrowed = {"round_to"} if method == "osscar" else set()  # read from the structured section
+    values: dict = {}
+    extra: dict = {}
+    for token in tokens:
+        if "=" in token:
+            key, _, value = token.partition("=")
+            key = key.strip().replace("-", "_")
+            if key in borrowed:
+                extra[key] = _typed(StructuredConfig, key, value.strip(), text)
+                continue
+            if key not in fields:
+                known = ", ".join(sorted(set(fields) | borrowed))
+                raise SecateurError(f"recipe {text!r}: {method} has no setting {key!r}; known: {known}")
+            values[key] = _typed(cls, key, value.strip(), text)
+        elif method == "structured" and token in STRUCTURED_IMPORTANCES:
+            values["importance"] = token
+        elif token:
+            values[positional] = _typed(cls, positional, token, text)
+    sections = [(method, from_dict(cls, values))]
+    if extra:
+        sections.append(("structured", from_dict(StructuredConfig, extra)))
+    # Of the settings shared by every recipe, these two apply to any method.
+    shared = {k: v for k, v in (defaults or {}).items() if k in ("device", "batch_size")}
+    return Recipe(text, PruneConfig(method=method, **shared), tuple(sections))
+
+
+def _typed(cls, key: str, value: str, text: str):
+    """A recipe string's value as the field's type (bool, int, float; None for 'none')."""
+    default = cls.__dataclass_fields__[key].default
+    if value.lower() == "none":
+        return None
+    if isinstance(default, bool):
+        if value.lower() not in ("true", "false", "1", "0"):
+            raise SecateurError(f"recipe {text!r}: {key} takes true or false, got {value!r}")
+        return value.lower() in ("true", "1")
+    kind = type(default) if isinstance(default, (int, float)) else (int if key == "num_layers" else None)
+    if kind is None:
+        return value
+    try:
+        return kind(value) if kind is not float else float(value)
+    except ValueError:
+        raise SecateurError(f"recipe {text!r}: {key}={value!r} is not a {kind.__name__}") from None
 
 
 def _split_pattern(tokens: list[str], text: str) -> tuple[str, list[str]]:
@@ -46,9 +118,13 @@ def _split_pattern(tokens: list[str], text: str) -> tuple[str, list[str]]:
 def parse_recipe(text: str, defaults: dict | None = None) -> Recipe:
     """'wanda:block16:0.5' -> Recipe; `defaults` fill PruneConfig fields the string leaves out."""
     tokens = [t.strip() for t in str(text).split(":")]
+    if tokens and tokens[0].lower() in SECTIONS:
+        return _section_recipe(tokens[0].lower(), tokens[1:], str(text), defaults)
     if len(tokens) < 2 or not tokens[0]:
         raise SecateurError(f"recipe {text!r} does not parse: use METHOD:PATTERN[:SPARSITY], e.g. wanda:2:4")
     method = tokens[0].lower()
+    if method == "experts":
+        raise SecateurError(f"recipe {text!r}: compare runs mask, structured, depth and osscar recipes")
     if REGISTRY.find("method", method) is None:
         raise SecateurError(
             f"recipe {text!r}: unknown method {method!r}; "

@@ -18,6 +18,10 @@ class CompareRow:
     perplexity: float
     prune_s: float
     owl: str | None = None
+    parameters: int = 0  # after pruning (mask methods keep every parameter, zeros included)
+    params_removed: float = 0.0  # fraction of the dense model's parameters gone
+    prefill_speedup: float | None = None  # shape-changing methods: dense time / this time, same shape
+    decode_speedup: float | None = None
 
 
 @dataclass
@@ -27,6 +31,7 @@ class CompareResult:
     evaluation: dict
     dense: PerplexityResult
     rows: list[CompareRow] = field(default_factory=list)
+    dense_parameters: int = 0
 
     def table(self) -> list[dict]:
         """Rows with the changes against the dense model and against the first recipe."""
