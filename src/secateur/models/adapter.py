@@ -104,7 +104,7 @@ def supported_model_types() -> list[str]:
 
 def methods_for(spec: ArchitectureSpec) -> list[str]:
     """The prune methods a family admits (what `secateur models` lists; the others refuse it)."""
-    methods = ["magnitude", "wanda", "sparsegpt"]
+    methods = list(REGISTRY.names("method"))  # every mask method (magnitude, wanda, ria, sparsegpt, alps...)
     if spec.remote_code:
         return methods
     if spec.structured:
