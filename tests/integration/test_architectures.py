@@ -21,6 +21,8 @@ METHODS = {
     "sparsegpt": ("--method", "sparsegpt", "--sparsity", "0.5"),
     "sparsegpt-2:4": ("--method", "sparsegpt", "--pattern", "2:4"),
     "sparsegpt-block:16": ("--method", "sparsegpt", "--pattern", "block:16", "--sparsity", "0.5"),
+    "alps-2:4": ("--method", "alps", "--pattern", "2:4", "--admm-iterations", "8", "--refit-iterations", "8"),
+    "ria": ("--method", "ria", "--sparsity", "0.5"),
     "structured": ("--method", "structured", "--pruning-ratio", "0.2"),
     "structured-taylor-uniform": ("--method", "structured", "--uniform", "--pruning-ratio", "0.2"),
     "structured-wanda": ("--method", "structured", "--importance", "wanda", "--pruning-ratio", "0.2"),
