@@ -98,7 +98,7 @@ def alps_solve(
     mean = float(values.mean())
     target = w0 @ vectors * values  # W0 H in the eigenbasis: (W0 Q) Λ
     # Start from the OBS-free saliency w²·H_jj (Wanda's ranking, with H's diagonal as the norms).
-    keep = pattern.mask(w0.square() * torch.diag((vectors * values) @ vectors.T), sparsity)
+    keep = pattern.mask(w0.square() * (vectors.square() * values).sum(1), sparsity)  # diag(H), no H
     d = w0 * keep
     v = torch.zeros_like(w0)
     penalty = rho * mean
