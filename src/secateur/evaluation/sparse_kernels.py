@@ -13,6 +13,8 @@ from torch import nn
 
 
 def is_two_four(weight: torch.Tensor) -> bool:
+    if isinstance(weight, torch.sparse.SparseSemiStructuredTensor):
+        return True  # already compressed: 2:4 by construction (and it cannot be reshaped to check)
     if weight.dim() != 2 or weight.shape[1] % 4:
         return False
     groups = weight.reshape(weight.shape[0], -1, 4)
