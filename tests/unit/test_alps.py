@@ -46,7 +46,7 @@ def test_admm_matches_a_direct_implementation(pattern):
     w0, h = _problem()
 
     def keep_of(scores):
-        return pattern.mask(scores.float(), 0.5)
+        return pattern.solver_mask(scores.float(), 0.5)  # one budget for the whole matrix
 
     direct_d, direct_keep = _direct(w0, h, keep_of, iterations=12, rho=0.1, percdamp=0.01)
     _, keep = alps_solve(w0, h, pattern, 0.5, iterations=12, rho=0.1, refit_iterations=0, percdamp=0.01)

@@ -7,10 +7,12 @@ output on the calibration tokens. ADMM splits W (free) from D (in the pattern's 
 dual V, for a penalty rho that grows over the iterations until W and D agree:
 
     W <- (W0 H + rho (D - V)) (H + rho I)^-1      one eigendecomposition of H serves every rho
-    D <- the projection of W + V on the pattern    the largest |.| kept, by the pattern's own rule
+    D <- the projection of W + V on the pattern    the largest |.| kept over the whole matrix
     V <- V + W - D
 
-Then, on the support D settled on, the weights are refit exactly: a preconditioned conjugate
+The projection is the paper's: one budget for the whole matrix (unstructured: one threshold, so
+rows may differ, as SparseGPT's adaptive mask; N:M per group; blocks ranked over the matrix), the
+pattern's `solver_mask`. Then, on the support D settled on, the weights are refit exactly: a preconditioned conjugate
 gradient (Jacobi) on the same quadratic restricted to the kept weights, every row at once (§3.3 of
 the paper). The rho schedule is the paper's in spirit: rho grows by more while the support still
 changes a lot, by less once it has settled.
@@ -98,14 +100,15 @@ def alps_solve(
     mean = float(values.mean())
     target = w0 @ vectors * values  # W0 H in the eigenbasis: (W0 Q) Λ
     # Start from the OBS-free saliency w²·H_jj (Wanda's ranking, with H's diagonal as the norms).
-    keep = pattern.mask(w0.square() * (vectors.square() * values).sum(1), sparsity)  # diag(H), no H
+    project = pattern.solver_mask  # the whole matrix at once: one budget, not one per row
+    keep = project(w0.square() * (vectors.square() * values).sum(1), sparsity)  # diag(H), no H
     d = w0 * keep
     v = torch.zeros_like(w0)
     penalty = rho * mean
     entries = keep.numel()
     for _ in range(iterations):
         w = ((target + penalty * ((d - v) @ vectors)) / (values + penalty)) @ vectors.T
-        new_keep = pattern.mask((w + v).abs(), sparsity)
+        new_keep = project((w + v).abs(), sparsity)
         changed = int((new_keep != keep).sum())
         keep = new_keep
         d = (w + v) * keep
