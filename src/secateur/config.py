@@ -20,6 +20,7 @@ from secateur.errors import SecateurError
 from secateur.patterns.nm import NM
 from secateur.patterns.parse import parse_pattern
 from secateur.patterns.tiered import Tiered
+from secateur.patterns.unstructured import Unstructured
 from secateur.scoring.owl import OwlSettings
 from secateur.unused_options import check_prune_fields, check_recipe_sections
 
@@ -131,11 +132,28 @@ class PruneConfig:
         "weight magnitude (its few tokens say too little about its inputs); the summary counts them",
     )
     blocksize: int = option(128, "sparsegpt: columns per lazy weight update")
-    percdamp: float = option(0.01, "sparsegpt, alps: Hessian dampening, as a fraction of its mean diagonal")
+    percdamp: float = option(
+        0.01,
+        "sparsegpt, alps, dsnot (--initial-method sparsegpt): Hessian dampening, a fraction of its "
+        "mean diagonal",
+    )
     admm_iterations: int = option(40, "alps: ADMM iterations (the penalty grows each one)")
     admm_rho: float = option(0.1, "alps: the first ADMM penalty, as a fraction of H's mean eigenvalue")
     refit_iterations: int = option(
         30, "alps: conjugate-gradient steps refitting the kept weights on the support found"
+    )
+    initial_method: str = option(
+        "wanda", "dsnot: the starting mask: wanda, magnitude, or sparsegpt (its OBS saliency, no updates)"
+    )
+    max_cycle_time: int = option(50, "dsnot: swap cycles per output row at most (one swap each)")
+    update_threshold: float = option(
+        0.1, "dsnot: a row stops once its expected error (summed over a 2048-token window) is this small"
+    )
+    pow_of_var_regrowing: float = option(
+        1.0, "dsnot: regrow candidates ranked by W·E[x] / Var[x]^this (0: no variance term)"
+    )
+    skip_layer: str = option(
+        "mlp", "dsnot: Linears left with the starting mask: mlp (DSnoT's default), self_attn or no_skip"
     )
 
     def __post_init__(self) -> None:
@@ -157,6 +175,11 @@ class PruneConfig:
         sparsity = self.resolved_sparsity()
         if not isinstance(self.pattern_object(), Tiered) and self.tiers is not None:
             raise SecateurError(f"--tiers applies to --pattern tiered, not {self.pattern}: drop one")
+        if self.method == "dsnot" and not isinstance(self.pattern_object(), (Unstructured, NM)):
+            raise SecateurError(
+                f"dsnot refines unstructured and N:M masks (a swap inside a group); not {self.pattern}: "
+                "use wanda or sparsegpt for it"
+            )
         if isinstance(self.pattern_object(), Tiered) and self.method in ("sparsegpt", "alps"):
             raise SecateurError(
                 f"--pattern tiered scores tiles with wanda or magnitude; {self.method} is not supported"

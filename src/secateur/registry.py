@@ -21,6 +21,7 @@ _BUILTIN_MODULES = (
     "secateur.scoring.ria",
     "secateur.solvers.sparsegpt",
     "secateur.solvers.alps",
+    "secateur.solvers.dsnot",
     "secateur.patterns.unstructured",
     "secateur.patterns.nm",
     "secateur.patterns.block",

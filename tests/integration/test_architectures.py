@@ -23,6 +23,7 @@ METHODS = {
     "sparsegpt-block:16": ("--method", "sparsegpt", "--pattern", "block:16", "--sparsity", "0.5"),
     "alps-2:4": ("--method", "alps", "--pattern", "2:4", "--admm-iterations", "8", "--refit-iterations", "8"),
     "ria": ("--method", "ria", "--sparsity", "0.5"),
+    "dsnot-2:4": ("--method", "dsnot", "--pattern", "2:4", "--skip-layer", "no_skip"),
     "structured": ("--method", "structured", "--pruning-ratio", "0.2"),
     "structured-taylor-uniform": ("--method", "structured", "--uniform", "--pruning-ratio", "0.2"),
     "structured-wanda": ("--method", "structured", "--importance", "wanda", "--pruning-ratio", "0.2"),

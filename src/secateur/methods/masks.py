@@ -34,8 +34,11 @@ def check_prune(prune) -> None:
     from secateur.patterns.tiered import Tiered
     from secateur.unused_options import changed_fields, refuse
 
+    from secateur.pruning.method import build_method
+
     changed = {f.name: f for f in changed_fields(prune)}
     method = REGISTRY.get("method", prune.method)
+    build_method(prune.method, prune)  # its own rules between its settings, before any work
     own = {f.name for f in dataclasses.fields(method)}
     foreign = [changed[n] for n in sorted(method_settings(prune) - own) if n in changed]
     refuse(foreign, prune.method, f"--method {prune.method} has no such setting (sparsegpt's solver has)")

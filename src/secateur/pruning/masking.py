@@ -96,9 +96,13 @@ class MaskPruner:
         owners = (
             share_work([_solve_cost(linear) for _, linear in linears]) if shared else [rank()] * len(linears)
         )
+        # A method that treats attention and MLP Linears differently (dsnot) is told where each sits.
+        reads_path = getattr(self.method, "reads_path", False)
+        paths = {id(m): n for n, m in ctx.layer.named_modules()} if reads_path else None
         for (role, linear), owner in zip(linears, owners, strict=True):
             if owner == rank():
-                keep = self.method.prune(linear, stats.get(role), self.pattern, sparsity)
+                where = {} if paths is None else {"path": paths.get(id(linear), role)}
+                keep = self.method.prune(linear, stats.get(role), self.pattern, sparsity, **where)
             else:
                 keep = torch.empty(linear.weight.shape, dtype=torch.bool, device=linear.weight.device)
             if shared:

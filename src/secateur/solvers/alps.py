@@ -12,10 +12,10 @@ dual V, for a penalty rho that grows over the iterations until W and D agree:
 
 The projection is the paper's: one budget for the whole matrix (unstructured: one threshold, so
 rows may differ, as SparseGPT's adaptive mask; N:M per group; blocks ranked over the matrix), the
-pattern's `solver_mask`. Then, on the support D settled on, the weights are refit exactly: a preconditioned conjugate
-gradient (Jacobi) on the same quadratic restricted to the kept weights, every row at once (§3.3 of
-the paper). The rho schedule is the paper's in spirit: rho grows by more while the support still
-changes a lot, by less once it has settled.
+pattern's `solver_mask`. Then, on the support D settled on, the weights are refit exactly: a
+preconditioned conjugate gradient (Jacobi) on the same quadratic restricted to the kept weights,
+every row at once (§3.3 of the paper). The rho schedule is the paper's in spirit: rho grows by
+more while the support still changes a lot, by less once it has settled.
 """
 
 from __future__ import annotations
