@@ -6,12 +6,13 @@ second text the methods never saw, on Jane Austen (`--other austen`; first 40 wi
 tuned on either: every method runs with its defaults. Rows accumulate in
 benchmarks/results/mask_quality.json, keyed by method and pattern (a rerun replaces its rows).
 
-    .venv/bin/python benchmarks/mask_quality.py --runs sparsegpt:unstructured alps:unstructured alps:2:4
+    .venv/bin/python benchmarks/mask_quality.py --runs sparsegpt:2:4 alps:2:4 dsnot:2:4:skip_layer=no_skip
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -64,9 +65,13 @@ def main() -> None:
     if "dense" not in results:
         results["dense"] = {"perplexity": evaluate(loaded)}
     for run in args.runs:
-        method, pattern = run.split(":", 1)
+        method, *parts = run.split(":")  # method:pattern[:field=value...], e.g. dsnot:2:4:skip_layer=no_skip
+        settings = dict(part.split("=", 1) for part in parts if "=" in part)
+        pattern = ":".join(part for part in parts if "=" not in part)
+        config = PruneConfig(method=method, pattern=pattern)
+        config = dataclasses.replace(config, **{k: type(getattr(config, k))(v) for k, v in settings.items()})
         fresh = api.load_model(args.model)
-        report = api.prune(fresh, PruneConfig(method=method, pattern=pattern), windows, show_progress=False)
+        report = api.prune(fresh, config, windows, show_progress=False)
         results[run] = {"prune_s": report.timings["prune_s"], "perplexity": evaluate(fresh)}
         print(run, json.dumps(results[run]), flush=True)
         RESULTS.parent.mkdir(exist_ok=True)

@@ -152,6 +152,11 @@ class PruneConfig:
     pow_of_var_regrowing: float = option(
         1.0, "dsnot: regrow candidates ranked by W·E[x] / Var[x]^this (0: no variance term)"
     )
+    channel_permutation: bool = option(
+        False,
+        "ria with N:M: first reorder each MLP's intermediate channels (gate/up rows, down columns: "
+        "the same function) so heavy channels spread over the groups of M",
+    )
     skip_layer: str = option(
         "mlp", "dsnot: Linears left with the starting mask: mlp (DSnoT's default), self_attn or no_skip"
     )
@@ -175,6 +180,11 @@ class PruneConfig:
         sparsity = self.resolved_sparsity()
         if not isinstance(self.pattern_object(), Tiered) and self.tiers is not None:
             raise SecateurError(f"--tiers applies to --pattern tiered, not {self.pattern}: drop one")
+        if self.channel_permutation and not isinstance(self.pattern_object(), NM):
+            raise SecateurError(
+                f"--channel-permutation spreads channels over N:M groups; --pattern {self.pattern} has none: "
+                "drop --channel-permutation"
+            )
         if self.method == "dsnot" and not isinstance(self.pattern_object(), (Unstructured, NM)):
             raise SecateurError(
                 f"dsnot refines unstructured and N:M masks (a swap inside a group); not {self.pattern}: "

@@ -32,9 +32,8 @@ def method_settings(prune) -> set[str]:
 
 def check_prune(prune) -> None:
     from secateur.patterns.tiered import Tiered
-    from secateur.unused_options import changed_fields, refuse
-
     from secateur.pruning.method import build_method
+    from secateur.unused_options import changed_fields, refuse
 
     changed = {f.name: f for f in changed_fields(prune)}
     method = REGISTRY.get("method", prune.method)

@@ -89,6 +89,9 @@ class MaskPruner:
         stats, starved = layer_statistics(self.method, ctx, self.expert_min_tokens)
         if starved:
             self.fallbacks[ctx.index] = starved
+        prepare = getattr(self.method, "prepare_layer", None)  # e.g. RIA's channel permutation
+        if prepare is not None:
+            prepare(ctx.linears, stats, self.pattern)
         # Under torchrun a solver's Linears are shared out: each process solves its own from the
         # summed statistics, then every weight and mask goes from its solver to all the others.
         linears = list(ctx.linears.items())
