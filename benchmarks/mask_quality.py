@@ -27,6 +27,13 @@ from secateur.evaluation.summary import format_table
 RESULTS = Path(__file__).parent / "results" / "mask_quality.json"
 
 
+def _typed(default, text: str):
+    """A recipe value as its field's type ('true'/'false' for booleans)."""
+    if isinstance(default, bool):
+        return text.lower() in ("1", "true", "yes")
+    return type(default)(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m")
@@ -69,7 +76,9 @@ def main() -> None:
         settings = dict(part.split("=", 1) for part in parts if "=" in part)
         pattern = ":".join(part for part in parts if "=" not in part)
         config = PruneConfig(method=method, pattern=pattern)
-        config = dataclasses.replace(config, **{k: type(getattr(config, k))(v) for k, v in settings.items()})
+        config = dataclasses.replace(
+            config, **{k: _typed(getattr(config, k), v) for k, v in settings.items()}
+        )
         fresh = api.load_model(args.model)
         report = api.prune(fresh, config, windows, show_progress=False)
         results[run] = {"prune_s": report.timings["prune_s"], "perplexity": evaluate(fresh)}
