@@ -20,7 +20,7 @@ from secateur.errors import SecateurError
 from secateur.patterns.nm import NM
 from secateur.patterns.parse import parse_pattern
 from secateur.patterns.tiered import Tiered
-from secateur.patterns.unstructured import Unstructured
+from secateur.registry import REGISTRY
 from secateur.scoring.owl import OwlSettings
 from secateur.unused_options import check_prune_fields, check_recipe_sections
 
@@ -185,14 +185,12 @@ class PruneConfig:
                 f"--channel-permutation spreads channels over N:M groups; --pattern {self.pattern} has none: "
                 "drop --channel-permutation"
             )
-        if self.method == "dsnot" and not isinstance(self.pattern_object(), (Unstructured, NM)):
+        method = REGISTRY.find("method", self.method)
+        kind = self.pattern_object().kind
+        if method is not None and kind not in method.patterns:
             raise SecateurError(
-                f"dsnot refines unstructured and N:M masks (a swap inside a group); not {self.pattern}: "
-                "use wanda or sparsegpt for it"
-            )
-        if isinstance(self.pattern_object(), Tiered) and self.method in ("sparsegpt", "alps"):
-            raise SecateurError(
-                f"--pattern tiered scores tiles with wanda or magnitude; {self.method} is not supported"
+                f"--method {self.method} takes {', '.join(method.patterns)} patterns, not {self.pattern}: "
+                "choose one of those, or another method (wanda, magnitude, ria take every pattern)"
             )
         if self.owl is not None:
             if isinstance(self.pattern_object(), (NM, Tiered)):

@@ -142,8 +142,8 @@ def test_dsnot_on_a_model_refines_attention_and_leaves_mlp_with_wandas_mask():
 @pytest.mark.parametrize(
     "settings, message",
     [
-        ({"pattern": "block:16"}, "dsnot refines unstructured and N:M masks"),
-        ({"pattern": "tiered"}, "dsnot refines unstructured and N:M masks"),
+        ({"pattern": "block:16"}, "--method dsnot takes unstructured, N:M patterns, not block:16"),
+        ({"pattern": "tiered"}, "--method dsnot takes unstructured, N:M patterns, not tiered"),
         ({"percdamp": 0.05}, "--percdamp is not used here"),
         ({"initial_method": "owl"}, "--initial-method must be one of"),
         ({"skip_layer": "attention"}, "--skip-layer must be one of"),

@@ -50,7 +50,10 @@ def run_models(args: argparse.Namespace) -> int:
     specs = [spec_for(name) for name in supported_model_types()]
     rows = [[spec.model_type, ", ".join(methods_for(spec)), spec.notes] for spec in specs]
     print(format_table(["architecture", "methods", "notes"], rows))
-    print("mask methods take every pattern: unstructured, N:M, block:B, tiered")
+    from secateur.registry import REGISTRY
+
+    takes = [f"{name}: {', '.join(cls.patterns)}" for name, cls in REGISTRY.items("method")]
+    print("patterns of the mask methods: " + "; ".join(takes))
     return 0
 
 

@@ -8,12 +8,19 @@ check afterwards that a weight matrix really has its structure.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import ClassVar
 
 import torch
+
+# Every kind of pattern, in the order users meet them; a method lists the ones it takes.
+PATTERN_KINDS = ("unstructured", "N:M", "block", "tiered")
 
 
 class Pattern(ABC):
     """Masks from scores. Subclasses are frozen dataclasses so they can be compared and saved."""
+
+    # What a method lists among the patterns it takes (see pruning.method.PruningMethod.patterns).
+    kind: ClassVar[str]
 
     # Whether zeros beyond the mask keep the structure valid (unstructured, N:M: yes; blocks: a
     # zero outside a pruned tile is not a block pattern). SparseGPT asks before zeroing dead inputs.

@@ -10,6 +10,7 @@ Lagunas et al., 2021).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -65,6 +66,7 @@ DEFAULT_BLOCK = 16
 @register("pattern", "block")
 @dataclass(frozen=True)
 class Block(Pattern):
+    kind: ClassVar[str] = "block"
     size: int
     extra_zeros_allowed = False  # zeros must come in whole tiles
 

@@ -7,6 +7,7 @@ variant that loses less quality. The sparsity is fixed at 1 - N/M.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -18,6 +19,7 @@ from secateur.registry import register
 @register("pattern", "n:m")
 @dataclass(frozen=True)
 class NM(Pattern):
+    kind: ClassVar[str] = "N:M"
     n: int
     m: int
 

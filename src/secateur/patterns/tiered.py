@@ -15,6 +15,7 @@ Everything here is a pure tensor function over tile views (no Python loop over t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -102,6 +103,7 @@ def degrade(
 @register("pattern", "tiered")
 @dataclass(frozen=True)
 class Tiered(Pattern):
+    kind: ClassVar[str] = "tiered"
     """Per-tile tiers. `shares` = (dense, nm, topk) fractions of the tiles of every matrix."""
 
     size: int = DEFAULT_TILE

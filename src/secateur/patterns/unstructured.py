@@ -7,6 +7,7 @@ Wanda (Sun et al., 2023, §3) ranks each weight against the others feeding the s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -20,6 +21,8 @@ DEFAULT_SPARSITY = 0.5
 @register("pattern", "unstructured")
 @dataclass(frozen=True)
 class Unstructured(Pattern):
+    kind: ClassVar[str] = "unstructured"
+
     @property
     def spec(self) -> str:
         return "unstructured"

@@ -21,6 +21,7 @@ from secateur.registry import REGISTRY
 
 class PruningMethod(Protocol):
     needs_activations: bool
+    patterns: tuple[str, ...]  # the Pattern.kind values it takes; others are refused before any work
     updates_weights: bool  # a solver (costly per Linear, shared out over processes), not a scorer
 
     def collector(self, linears: dict[str, nn.Linear]) -> InputCollector | None: ...

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from secateur.calibration.stats import InputCollector
-from secateur.patterns.base import Pattern
+from secateur.patterns.base import PATTERN_KINDS, Pattern
 
 
 class ScoreMethod:
@@ -14,6 +14,7 @@ class ScoreMethod:
 
     needs_activations = False
     updates_weights = False  # a mask from scores: cheap, every process computes it
+    patterns = PATTERN_KINDS  # scores serve every pattern, tiles and tiers included
 
     def collector(self, linears: dict[str, nn.Linear]) -> InputCollector | None:
         return None

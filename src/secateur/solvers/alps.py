@@ -130,6 +130,7 @@ class ALPS:
     refit_iterations: int = 30
     needs_activations = True
     updates_weights = True  # a solve per Linear: under torchrun the solves are shared out
+    patterns = ("unstructured", "N:M", "block")  # tiered scores tiles, which a solver does not
 
     def collector(self, linears: dict[str, nn.Linear]) -> InputCollector:
         return InputCollector(linears, HessianStats.for_module, neutral=HessianStats.neutral)

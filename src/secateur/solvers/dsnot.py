@@ -216,6 +216,7 @@ class DSnoT:
     percdamp: float = 0.01
     needs_activations = True
     updates_weights = False  # masks only: every process computes them
+    patterns = ("unstructured", "N:M")  # a swap inside a row or a group; tiles are not swapped
     reads_path = True  # skip_layer needs to know whether a Linear is in the attention block
 
     def __post_init__(self) -> None:
