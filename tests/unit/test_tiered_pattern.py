@@ -169,7 +169,7 @@ def test_configured_from_prune_config_and_sparsity_follows_the_mix():
         ({"pattern": "tiered:x"}, "malformed pattern"),
         ({"pattern": "tiered", "tier_nm": "unstructured"}, "must be an N:M pattern"),
         ({"pattern": "tiered", "sparsity": 0.5}, "set the mix with --tiers"),
-        ({"pattern": "tiered", "method": "sparsegpt"}, "--method sparsegpt takes unstructured, N:M, block patterns"),
+        ({"pattern": "tiered", "method": "sparsegpt"}, "--method sparsegpt takes unstructured, N:M, block"),
         ({"pattern": "tiered", "owl": "5,0.08"}, "--owl varies sparsity"),
     ],
 )
