@@ -260,7 +260,11 @@ class StructuredConfig:
         None,
         "H-GSP gate: 0 = block-wise priors, inf = layer-wise, unset = 25th percentile of layer influence",
     )
-    epsilon: float = option(0.0, "H-GSP shrink threshold: influence below it counts as zero")
+    epsilon: float = option(
+        0.0,
+        "H-GSP collapse threshold: after planning, a layer keeping less than this share of itself "
+        "(mean of its KV-group and MLP-channel shares) is removed whole; 0 collapses none",
+    )
     freeze_first_n_layers: int = option(0, "keep the first N decoder layers whole")
     freeze_last_n_layers: int = option(0, "keep the last N decoder layers whole")
     uniform: bool = option(False, "same ratio in every layer (a standard config) instead of the global plan")
@@ -296,8 +300,8 @@ class StructuredConfig:
             raise SecateurError(f"--temperature must be a finite number >= 0, got {self.temperature}")
         if self.tau is not None and not self.tau >= 0:
             raise SecateurError(f"--tau must be >= 0 (or inf), got {self.tau}")
-        if not self.epsilon >= 0:
-            raise SecateurError(f"--epsilon must be >= 0, got {self.epsilon}")
+        if not 0 <= self.epsilon <= 1:
+            raise SecateurError(f"--epsilon is a share of a layer, in [0, 1]; got {self.epsilon}")
         if self.freeze_first_n_layers < 0 or self.freeze_last_n_layers < 0:
             raise SecateurError("--freeze-first-n-layers and --freeze-last-n-layers must be >= 0")
         if self.round_to < 1 or self.gradient_batch_size < 1:

@@ -82,3 +82,28 @@ def test_cli_reconstruct_and_its_refusals(saved_llama, corpus, tmp_path, capsys)
     assert json.loads((tmp_path / "r.json").read_text())["timings"]["reconstruct_s"] > 0
     osscar = prune_args(saved_llama, corpus, "--method", "osscar", "--reconstruct", "--out", tmp_path / "o")
     assert_refused(capsys, osscar, "--reconstruct", out=tmp_path / "o")
+
+
+def test_epsilon_collapses_thin_layers_whole_and_the_output_reloads(saved_llama, corpus, tmp_path, capsys):
+    import json
+
+    from secateur import api
+
+    out = tmp_path / "collapsed"
+    args = prune_args(saved_llama, corpus, "--method", "structured", "--importance", "wanda",
+                      "--pruning-ratio", "0.3", "--temperature", "0", "--epsilon", "0.99",
+                      "--eval-windows", "2")  # fmt: skip
+    assert main([*args, "--out", str(out), "--json", str(tmp_path / "c.json")]) == 0
+    report = json.loads((tmp_path / "c.json").read_text())
+    collapsed = report["prune"]["collapsed_layers"]
+    assert collapsed  # every layer the plan touched keeps < 99% of itself
+    per_layer = json.loads((out / "config.json").read_text())["per_layer_config"]
+    for index in collapsed:
+        assert set(per_layer[str(index)]["skip"]) == {"attention", "mlp"}, per_layer
+    reloaded = api.evaluate(
+        api.load_model(str(out)), dataset=str(corpus), seqlen=32, max_windows=2, show_progress=False
+    )
+    assert reloaded.perplexity == report["perplexity"]["pruned"]["perplexity"]
+    assert_refused(
+        capsys, [*args, "--uniform", "--out", str(tmp_path / "u")], "--epsilon", out=tmp_path / "u"
+    )

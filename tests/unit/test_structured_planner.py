@@ -57,7 +57,7 @@ def test_temperature_zero_reproduces_the_plain_importance_per_cost_ranking():
     importances = _importances()
     shapes = dict.fromkeys(importances, SHAPE)
     priors = hgsp_priors(
-        {i: {"layer": 0.1 * i, "attention": 0.2, "mlp": 0.3} for i in importances}, 0.0, None, 0.0
+        {i: {"layer": 0.1 * i, "attention": 0.2, "mlp": 0.3} for i in importances}, 0.0, None
     )
     table = build_table(importances, shapes, priors.attention, priors.mlp)
     target = int(0.3 * sum(s.prunable_params() for s in shapes.values()))
@@ -91,21 +91,19 @@ def test_temperature_zero_reproduces_the_plain_importance_per_cost_ranking():
 def test_priors_follow_tau_and_temperature():
     rows = [(0.5, 0.2, 0.4), (0.05, 0.01, 0.04), (0.1, 0.05, 0.08), (0.3, 0.1, 0.2)]
     influence = {i: dict(zip(("layer", "attention", "mlp"), row, strict=True)) for i, row in enumerate(rows)}
-    off = hgsp_priors(influence, 0.0, None, 0.0)
+    off = hgsp_priors(influence, 0.0, None)
     assert set(off.attention.values()) == {1.0} and off.tau is None
-    block = hgsp_priors(influence, 1.0, 0.0, 0.0)
+    block = hgsp_priors(influence, 1.0, 0.0)
     assert not any(block.layer_dominant.values())
     assert block.attention[0] == pytest.approx(math.log1p(0.2)) and block.mlp[0] == pytest.approx(
         math.log1p(0.4)
     )
-    layer = hgsp_priors(influence, 2.0, math.inf, 0.0)
+    layer = hgsp_priors(influence, 2.0, math.inf)
     assert all(layer.layer_dominant.values())
     assert layer.attention[3] == layer.mlp[3] == pytest.approx(math.log1p(0.3) ** 2)
-    auto = hgsp_priors(influence, 1.0, None, 0.0)
+    auto = hgsp_priors(influence, 1.0, None)
     assert auto.tau == pytest.approx(float(torch.quantile(torch.tensor([0.05, 0.1, 0.3, 0.5]), 0.25)))
     assert auto.layer_dominant == {0: False, 1: True, 2: False, 3: False}
-    shrunk = hgsp_priors(influence, 1.0, 0.0, 0.1)
-    assert shrunk.attention[1] == 0.0 and shrunk.mlp[0] == pytest.approx(math.log1p(0.3))
 
 
 def test_uniform_plan_gives_every_layer_the_same_widths():
@@ -147,3 +145,18 @@ def test_serving_plans_take_or_leave_each_attention_whole():
     channel_scores = [float(v) / SHAPE.mlp_group_cost() for i in range(4) for v in importances[i][1]]
     threshold = sorted(channel_scores)[int(table.pruned[table.is_mlp].sum()) - 1]
     assert all(whole[i] <= threshold * 1.0001 or i not in dropped for i in whole)
+
+
+def test_epsilon_collapses_layers_left_with_less_than_that_share():
+    from secateur.structured.collapse import collapse_layers, kept_fraction
+    from secateur.structured.plan import LayerPlan, StructuredPlan
+
+    def layer(index, kv, channels):
+        return LayerPlan(index, list(range(kv)), list(range(channels)), 4, 100)
+
+    plan = StructuredPlan("llama", 2, 4, [layer(0, 1, 10), layer(1, 4, 30), layer(2, 2, 20), layer(3, 0, 60)])
+    assert [kept_fraction(p) for p in plan.layers] == [0.175, 0.65, 0.35, 0.3]
+    assert collapse_layers(plan, 0.0) == []  # the default collapses nothing
+    assert collapse_layers(plan, 0.32, keep_attention=frozenset({0})) == [0, 3]
+    widths = [(len(p.kv_heads), len(p.channels)) for p in plan.layers]
+    assert widths == [(1, 0), (4, 30), (2, 20), (0, 0)]  # layer 0 keeps its attention, as asked

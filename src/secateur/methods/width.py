@@ -84,11 +84,13 @@ def check(recipe) -> None:
         unused.append(changed["round_to"])  # the global plan removes single channels
     if not config.importance.startswith("taylor"):
         unused += [changed[n] for n in ("gradient_batch_size", "gradient_checkpointing") if n in changed]
-    if config.temperature == 0:
-        unused += [changed[n] for n in ("tau", "epsilon") if n in changed]
+    if config.temperature == 0 and "tau" in changed:
+        unused.append(changed["tau"])
+    if config.uniform and "epsilon" in changed:
+        unused.append(changed["epsilon"])  # a uniform plan leaves every layer the same share
     why = (
         "each applies only with --uniform (round-to), taylor importances (gradient-*), "
-        "or --temperature > 0 (tau, epsilon)"
+        "--temperature > 0 (tau), or a global plan (epsilon)"
     )
     refuse(unused, "structured", why)
 
@@ -114,7 +116,7 @@ def summary(run) -> str:
                 f"{row['kv_heads']['after']}/{row['kv_heads']['before']}",
                 f"{row['channels']['after']}/{row['channels']['before']}",
                 f"{row['params']['after']:,}",
-                "frozen" if not row["planned"] else "",
+                "frozen" if not row["planned"] else "collapsed" if row["layer"] in report.collapsed else "",
             ]
         )
     lines += [format_table(["layer", "heads", "KV heads", "MLP channels", "params", ""], rows), ""]
@@ -123,6 +125,7 @@ def summary(run) -> str:
         ["removed (of all parameters)", percent(data["ratio_of_total"])],
         ["removed (of decoder Linears)", percent(data["ratio_of_prunable"])],
         ["widths", "uniform (standard config)" if data["uniform"] else "heterogeneous (per_layer_config)"],
+        *([["collapsed by --epsilon", ", ".join(map(str, report.collapsed))]] if report.collapsed else []),
         ["prune time", f"{run.report.timings['prune_s']:.1f}s"],
     ]
     table += outcome_rows(run)

@@ -23,6 +23,7 @@ from secateur.errors import SecateurError
 from secateur.models.adapter import ModelAdapter
 from secateur.models.geometry import LayerShape, count_parameters
 from secateur.structured.apply import apply_plan
+from secateur.structured.collapse import collapse_layers
 from secateur.structured.config import StructuredConfig
 from secateur.structured.gradients import accumulate_gradients
 from secateur.structured.groups import ATTENTION
@@ -53,6 +54,7 @@ class StructuredReport:
     priors: Priors | None
     influence: dict[int, dict[str, float]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    collapsed: list[int] = field(default_factory=list)  # layers emptied by --epsilon
 
     @property
     def removed(self) -> int:
@@ -67,6 +69,7 @@ class StructuredReport:
             "ratio_of_prunable": self.removed / max(self.prunable_before, 1),
             "uniform": self.plan.is_uniform(),
             "tau": None if self.priors is None else self.priors.tau,
+            "collapsed_layers": self.collapsed,
         }
 
 
@@ -192,7 +195,7 @@ def structured_prune(
             )
     del gradients, stats
     influence_planned = {i: influence.get(i, {}) for i in planned}
-    priors = hgsp_priors(influence_planned, config.temperature, config.tau, config.epsilon)
+    priors = hgsp_priors(influence_planned, config.temperature, config.tau)
     table = build_table(importances, shapes, priors.attention, priors.mlp)
     planned_shapes = {i: shapes[i] for i in planned}
     if config.uniform:
@@ -206,6 +209,8 @@ def structured_prune(
     plan = plan_from_table(
         table, planned_shapes, adapter.config.model_type, geometry.gqa_ratio, geometry.head_dim
     )
+    keep_attention = frozenset({0}) if config.serve == "vllm" else frozenset()
+    collapsed = collapse_layers(plan, config.epsilon, keep_attention)
     mark = time.perf_counter()
     _apply(adapter, plan, config, windows, device, batch_size, show_progress)
     if config.reconstruct:
@@ -221,4 +226,5 @@ def structured_prune(
         priors,
         influence,
         timings,
+        collapsed,
     )
