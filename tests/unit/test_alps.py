@@ -29,7 +29,7 @@ def _direct(w0, h, keep_of, iterations, rho, percdamp):
     damped = h + percdamp * torch.diag(h).mean() * torch.eye(h.shape[0], dtype=h.dtype)
     mean = float(torch.linalg.eigvalsh(damped).mean())
     keep = keep_of(w0.square() * torch.diag(damped))
-    d, v, penalty = w0 * keep, torch.zeros_like(w0), rho * mean
+    d, v, penalty, settled = w0 * keep, torch.zeros_like(w0), rho * mean, 0
     for _ in range(iterations):
         system = damped + penalty * torch.eye(h.shape[0], dtype=h.dtype)
         w = torch.linalg.solve(system, (w0 @ damped + penalty * (d - v)).T).T
@@ -38,6 +38,9 @@ def _direct(w0, h, keep_of, iterations, rho, percdamp):
         keep, d = new_keep, (w + v) * new_keep
         v = v + w - d
         penalty *= 1.3 if changed > 0.01 * keep.numel() else 1.2 if changed > 0.001 * keep.numel() else 1.1
+        settled = settled + 1 if changed <= 1e-5 * keep.numel() else 0
+        if settled == 3:  # three steps in a row without a change: the support has settled
+            break
     return d, keep
 
 

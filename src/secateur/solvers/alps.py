@@ -30,6 +30,11 @@ from secateur.errors import SecateurError
 from secateur.patterns.base import Pattern
 from secateur.registry import register
 
+# The support counts as settled when at most this share of the entries changed, SETTLED_STEPS
+# ADMM steps in a row.
+SETTLED = 1e-5
+SETTLED_STEPS = 3
+
 
 def eigen_basis(hessian: torch.Tensor, percdamp: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(eigenvalues (cols,), eigenvectors (cols, cols)) of H + damp·mean(diag H)·I, decomposed in
@@ -106,15 +111,23 @@ def alps_solve(
     v = torch.zeros_like(w0)
     penalty = rho * mean
     entries = keep.numel()
+    settled = 0
     for _ in range(iterations):
         w = ((target + penalty * ((d - v) @ vectors)) / (values + penalty)) @ vectors.T
-        new_keep = project((w + v).abs(), sparsity)
+        z = w.add_(v)  # W + V: projected for D, and what is left of it is the next V
+        new_keep = project(z.abs(), sparsity)
         changed = int((new_keep != keep).sum())
         keep = new_keep
-        d = (w + v) * keep
-        v += w - d
+        d = z * keep
+        v = z.masked_fill_(keep, 0.0)  # V + W - D, zero on the support
         # Grow rho faster while the support still moves (the paper's schedule in spirit).
         penalty *= 1.3 if changed > 0.01 * entries else 1.2 if changed > 0.001 * entries else 1.1
+        # Once the support holds still, further steps only pull W onto D, and the refit below
+        # computes the best weights on that support anyway: stop (measured: unstructured masks
+        # settle in ~15 of the 40 steps; N:M ones keep moving a handful of entries).
+        settled = settled + 1 if changed <= SETTLED * entries else 0
+        if settled == SETTLED_STEPS:
+            break
     fitted = refit_on_support(w0, keep, values, vectors, refit_iterations, start=d)
     return fitted.float(), keep
 
