@@ -43,7 +43,7 @@ RECORDED = {
     "osscar": "31cff11d4455ed8d",
     "sparsegpt-2:4": "ad2d71bc1f5b9ba8",
     "sparsegpt-unstructured": "c79f1ba2e2e40666",
-    "structured-taylor": "0f38f2dc8dfc2ee5",
+    "structured-taylor": "60620b0b1b3fce2b",
     "structured-wanda-uniform": "f3b06dfaa47543fb",
     "wanda-2:4": "643366bfd600501e",
     "wanda-block16": "3578281f537a6432",

@@ -260,7 +260,17 @@ def test_cli_structured_prune_writes_analysis_and_the_plan_replays(saved_llama, 
     assert (
         main(
             _args(
-                saved_llama, corpus, out, "--importance", "taylor", "--pruning_ratio", "0.2", "--tau", "inf"
+                saved_llama,
+                corpus,
+                out,
+                "--importance",
+                "taylor",
+                "--pruning_ratio",
+                "0.2",
+                "--temperature",
+                "1",
+                "--tau",
+                "inf",
             )
         )
         == 0

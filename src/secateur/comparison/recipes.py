@@ -81,6 +81,12 @@ def _section_recipe(method: str, tokens: list[str], text: str, defaults: dict | 
     return Recipe(text, PruneConfig(method=method, **shared), tuple(sections))
 
 
+def _optional_number(cls, key: str):
+    """int or float for a field annotated `int | None` / `float | None` (num_layers, tau, temperature)."""
+    annotation = str(cls.__dataclass_fields__[key].type).replace(" ", "")
+    return {"int|None": int, "float|None": float}.get(annotation)
+
+
 def _typed(cls, key: str, value: str, text: str):
     """A recipe string's value as the field's type (bool, int, float; None for 'none')."""
     default = cls.__dataclass_fields__[key].default
@@ -90,7 +96,7 @@ def _typed(cls, key: str, value: str, text: str):
         if value.lower() not in ("true", "false", "1", "0"):
             raise SecateurError(f"recipe {text!r}: {key} takes true or false, got {value!r}")
         return value.lower() in ("true", "1")
-    kind = type(default) if isinstance(default, (int, float)) else (int if key == "num_layers" else None)
+    kind = type(default) if isinstance(default, (int, float)) else _optional_number(cls, key)
     if kind is None:
         return value
     try:

@@ -84,7 +84,7 @@ def check(recipe) -> None:
         unused.append(changed["round_to"])  # the global plan removes single channels
     if not config.importance.startswith("taylor"):
         unused += [changed[n] for n in ("gradient_batch_size", "gradient_checkpointing") if n in changed]
-    if config.temperature == 0 and "tau" in changed:
+    if config.prior_temperature == 0 and "tau" in changed:
         unused.append(changed["tau"])
     if config.uniform and "epsilon" in changed:
         unused.append(changed["epsilon"])  # a uniform plan leaves every layer the same share
@@ -102,7 +102,7 @@ def summary(run) -> str:
     data = report.summary()
     lines = [
         f"secateur prune: {recipe.model} | structured | importance {config.importance} | "
-        f"pruning ratio {percent(config.pruning_ratio)} | T {config.temperature:g}"
+        f"pruning ratio {percent(config.pruning_ratio)} | T {config.prior_temperature:g}"
         + (f" | tau {data['tau']:.4g}" if data["tau"] is not None else "")
         + (" | uniform" if config.uniform else ""),
         "",

@@ -180,7 +180,7 @@ def structured_prune(
         timings["gradients_s"] = time.perf_counter() - started
     stats: dict[int, dict] = {}
     influence: dict[int, dict[str, float]] = {}
-    if config.importance == "wanda" or config.temperature > 0:
+    if config.importance == "wanda" or config.prior_temperature > 0:
         mark = time.perf_counter()
         stats, influence = _collect_activations(
             adapter, windows, set(planned), config.importance == "wanda", device, batch_size, show_progress
@@ -195,7 +195,7 @@ def structured_prune(
             )
     del gradients, stats
     influence_planned = {i: influence.get(i, {}) for i in planned}
-    priors = hgsp_priors(influence_planned, config.temperature, config.tau)
+    priors = hgsp_priors(influence_planned, config.prior_temperature, config.tau)
     table = build_table(importances, shapes, priors.attention, priors.mlp)
     planned_shapes = {i: shapes[i] for i in planned}
     if config.uniform:
