@@ -108,7 +108,7 @@ def test_no_true_sequential_uses_the_dense_models_activations(token_windows):
     osscar_prune(ModelAdapter(pruned), windows, sequential=False, **settings)
     for index, layer in enumerate(pruned.model.layers):
         weight = dense.model.layers[index].mlp.down_proj.weight.float()
-        problem = Reconstruction.of_layer(weight, grams[index])
+        problem = Reconstruction.of_layer(weight, grams[index], toward_weight=True)
         keep, _ = local_search(problem, greedy_channels(problem, 96, 0.01), 0.01, 2)
         expected = refit(problem, keep, 0.01)
         torch.testing.assert_close(layer.mlp.down_proj.weight, expected, rtol=1e-4, atol=1e-5)

@@ -42,6 +42,22 @@ def test_gram_objective_and_refit_match_a_direct_least_squares_solve():
     assert abs(error(problem, keep, fitted) - direct_error) <= 1e-3 * direct_error
 
 
+def test_the_dampening_pulls_toward_the_original_weights_when_asked():
+    """min ‖XWᵀ − X_S W_Sᵀ‖² + λ‖W_S − W⁰_S‖²: the normal equations W_S (G_SS + λI) = C_S + λW⁰_S."""
+    _, w, gram = _problem(2)
+    keep = torch.arange(0, 48, 3)
+    toward_weight = refit(Reconstruction.of_layer(w, gram, toward_weight=True), keep, 0.05)
+    sub = gram[keep][:, keep].double()
+    strength = 0.05 * sub.diagonal().mean()
+    system = sub + strength * torch.eye(len(keep), dtype=sub.dtype)
+    rhs = (w.double() @ gram.double())[:, keep] + strength * w.double()[:, keep]
+    torch.testing.assert_close(
+        toward_weight.double(), torch.linalg.solve(system, rhs.T).T, rtol=1e-3, atol=1e-4
+    )
+    toward_zero = refit(Reconstruction.of_layer(w, gram), keep, 0.05)
+    assert (toward_weight - w[:, keep]).norm() < (toward_zero - w[:, keep]).norm()
+
+
 def test_a_foreign_target_is_fitted_through_its_cross_product():
     """Inputs that drifted (x) rebuilding another stream's output (y): the Gram form == lstsq."""
     x, w, gram = _problem(1)

@@ -9,7 +9,9 @@ kept columns are refit by least squares:
 Everything goes through G (m x m), C = YᵀX (h x m) and ‖Y‖², never through X or Y. OSSCAR's own
 target is the layer's output on those same inputs, Y = XWᵀ (then C = WG); `Reconstruction.of_layer`
 builds that, `osscar_run` can also aim at the dense model's output. Λ is `damp` times the mean of
-G_SS's diagonal.
+G_SS's diagonal. `secateur prune --method osscar` pulls the refit toward the original weights
+(min ‖Y − X_S W_Sᵀ‖² + λ‖W_S − W_S⁰‖², AMD Quark's form) rather than toward zero: chosen on a
+validation text (Moby Dick: 100.3 against 105.7 perplexity at 20%), better on Lee and Austen too.
 
 Starts: Wanda's ranking (‖W_:,c‖₂·‖X_c‖₂) or a greedy backward elimination that removes, at every
 step, the channels whose removal raises the refit error least (the optimal-brain-surgeon formula
@@ -33,13 +35,17 @@ class Reconstruction:
     gram: torch.Tensor  # XᵀX (m, m)
     cross: torch.Tensor  # YᵀX (h, m)
     energy: float  # ‖Y‖²
+    prior: torch.Tensor | None = None  # (h, m): the refit's ridge pulls toward it (else toward 0)
 
     @classmethod
-    def of_layer(cls, weight: torch.Tensor, gram: torch.Tensor) -> Reconstruction:
-        """Rebuild the layer's own output on these inputs: Y = XWᵀ."""
-        weight, gram = weight.float(), gram.float()
+    def of_layer(
+        cls, weight: torch.Tensor, gram: torch.Tensor, toward_weight: bool = False
+    ) -> Reconstruction:
+        """Rebuild the layer's own output on these inputs: Y = XWᵀ; `toward_weight`: the refit's
+        dampening pulls the kept columns toward their original values instead of toward zero."""
+        weight, gram = weight.detach().float(), gram.float()
         cross = weight @ gram
-        return cls(gram, cross, float((cross * weight).sum()))
+        return cls(gram, cross, float((cross * weight).sum()), weight if toward_weight else None)
 
     @property
     def width(self) -> int:
@@ -54,9 +60,15 @@ def damped(gram: torch.Tensor, keep: torch.Tensor, damp: float) -> torch.Tensor:
 
 
 def refit(problem: Reconstruction, keep: torch.Tensor, damp: float) -> torch.Tensor:
-    """Least-squares weights (h, k) of the kept columns: C[:, S] (G_SS + Λ)⁻¹."""
-    factor = torch.linalg.cholesky(damped(problem.gram, keep, damp))
-    return torch.cholesky_solve(problem.cross[:, keep].T, factor).T
+    """Least-squares weights (h, k) of the kept columns: (C[:, S] + λ P[:, S]) (G_SS + λI)⁻¹, the
+    minimizer of ‖Y − X_S W_Sᵀ‖² + λ‖W_S − P_S‖², P the prior (zero when there is none)."""
+    system = damped(problem.gram, keep, damp)
+    rhs = problem.cross[:, keep]
+    if problem.prior is not None:
+        strength = system.diagonal() - problem.gram[keep, keep]  # λ, on every diagonal entry
+        rhs = rhs + strength.unsqueeze(0) * problem.prior[:, keep]
+    factor = torch.linalg.cholesky(system)
+    return torch.cholesky_solve(rhs.T, factor).T
 
 
 def error(problem: Reconstruction, keep: torch.Tensor, kept_weight: torch.Tensor) -> float:

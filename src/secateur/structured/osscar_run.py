@@ -62,7 +62,7 @@ def layer_problem(ctx: LayerContext, skip_first: int = 1) -> Reconstruction:
     finally:
         handle.remove()
     all_sum(gram)  # a distributed run: the windows of every process
-    return Reconstruction.of_layer(down.weight.detach().float(), gram.float())
+    return Reconstruction.of_layer(down.weight.detach().float(), gram.float(), toward_weight=True)
 
 
 @torch.no_grad()
