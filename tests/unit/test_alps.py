@@ -38,7 +38,7 @@ def _direct(w0, h, keep_of, iterations, rho, percdamp):
         keep, d = new_keep, (w + v) * new_keep
         v = v + w - d
         penalty *= 1.3 if changed > 0.01 * keep.numel() else 1.2 if changed > 0.001 * keep.numel() else 1.1
-        settled = settled + 1 if changed <= 1e-4 * keep.numel() else 0
+        settled = settled + 1 if changed <= 1e-5 * keep.numel() else 0
         if settled == 3:  # three steps in a row without a change: the support has settled
             break
     return d, keep

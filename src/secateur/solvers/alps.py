@@ -32,7 +32,7 @@ from secateur.registry import register
 
 # The support counts as settled when at most this share of the entries changed, SETTLED_STEPS
 # ADMM steps in a row.
-SETTLED = 1e-4
+SETTLED = 1e-5
 SETTLED_STEPS = 3
 
 
