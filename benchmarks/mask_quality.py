@@ -12,7 +12,6 @@ benchmarks/results/mask_quality.json, keyed by method and pattern (a rerun repla
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -21,17 +20,11 @@ from pathlib import Path
 import torch
 
 from secateur import api
-from secateur.config import CalibrationConfig, PruneConfig
+from secateur.comparison.recipes import parse_recipe
+from secateur.config import CalibrationConfig
 from secateur.evaluation.summary import format_table
 
 RESULTS = Path(__file__).parent / "results" / "mask_quality.json"
-
-
-def _typed(default, text: str):
-    """A recipe value as its field's type ('true'/'false' for booleans)."""
-    if isinstance(default, bool):
-        return text.lower() in ("1", "true", "yes")
-    return type(default)(text)
 
 
 def main() -> None:
@@ -72,13 +65,7 @@ def main() -> None:
     if "dense" not in results:
         results["dense"] = {"perplexity": evaluate(loaded)}
     for run in args.runs:
-        method, *parts = run.split(":")  # method:pattern[:field=value...], e.g. dsnot:2:4:skip_layer=no_skip
-        settings = dict(part.split("=", 1) for part in parts if "=" in part)
-        pattern = ":".join(part for part in parts if "=" not in part)
-        config = PruneConfig(method=method, pattern=pattern)
-        config = dataclasses.replace(
-            config, **{k: _typed(getattr(config, k), v) for k, v in settings.items()}
-        )
+        config = parse_recipe(run).config  # compare's recipe strings, e.g. dsnot:2:4:skip_layer=no_skip
         fresh = api.load_model(args.model)
         report = api.prune(fresh, config, windows, show_progress=False)
         results[run] = {"prune_s": report.timings["prune_s"], "perplexity": evaluate(fresh)}

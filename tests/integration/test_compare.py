@@ -20,12 +20,16 @@ def test_recipe_strings():
     r = parse_recipe("wanda:unstructured:0.7:owl=5,0.08", {"batch_size": 2})
     assert (r.config.owl, r.config.batch_size) == ("5,0.08", 2)
     assert parse_recipe("sparsegpt:2:4:blocksize=64").config.blocksize == 64
+    # booleans are read as booleans: 'false' is not the (truthy) string "false"
+    assert parse_recipe("ria:2:4:channel_permutation=false").config.channel_permutation is False
+    assert parse_recipe("ria:2:4:channel_permutation=true").config.channel_permutation is True
     for bad, message in [
         ("wanda", "does not parse"),
         ("nope:2:4", "unknown method"),
         ("wanda:2to4", "no pattern"),
         ("wanda:unstructured:half", "neither a sparsity"),
         ("wanda:unstructured:0.5:colour=red", "unknown setting"),
+        ("wanda:unstructured:0.5:batch_size=two", "batch_size='two' is not a int"),
         ("wanda:2:4:0.7", "always gives sparsity 0.5"),
         ("wanda:unstructured:1.5", "must be in [0, 1)"),
         ("wanda:block:1", "must be in [0, 1)"),  # bare block is block:16, then sparsity 1

@@ -152,19 +152,9 @@ def parse_recipe(text: str, defaults: dict | None = None) -> Recipe:
             values["sparsity"] = float(token)
         except ValueError:
             raise SecateurError(f"recipe {text!r}: {token!r} is neither a sparsity nor key=value") from None
-    values = {k: _coerce(k, v) for k, v in values.items()}
+    # Text from the string becomes the field's type (booleans included: 'false' is False).
+    values = {k: _typed(PruneConfig, k, v, str(text)) if isinstance(v, str) else v for k, v in values.items()}
     return Recipe(str(text), from_dict(PruneConfig, values))
-
-
-def _coerce(key: str, value):
-    """Strings from recipe text become the field's type (int/float fields)."""
-    default = PruneConfig.__dataclass_fields__[key].default
-    if isinstance(value, str) and isinstance(default, (int, float)) and not isinstance(default, bool):
-        try:
-            return type(default)(value)
-        except ValueError:
-            raise SecateurError(f"recipe setting {key}={value!r} is not a {type(default).__name__}") from None
-    return value
 
 
 def load_recipe_file(path: Path, defaults: dict | None = None) -> list[Recipe]:
