@@ -50,6 +50,39 @@ def _ordered(keys: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, tor
     return order, valid.sum(1)
 
 
+def _expected_error(weight: torch.Tensor, mean: torch.Tensor, keep: torch.Tensor):
+    """(d, e): each weight's share of its row's mean output, W_ij·E[x_j], fp64, and each row's
+    expected error, the sum of d over its pruned weights."""
+    d = weight.double() * mean.double().unsqueeze(0)
+    return d, (d * ~keep).sum(1)
+
+
+@dataclass
+class _RegrowQueue:
+    """Each row's pruned weights ordered by d / Var^p: taken from the top while e > 0, from the
+    bottom otherwise; a row whose two ends have met has nothing left to regrow."""
+
+    order: torch.Tensor
+    low: torch.Tensor
+    high: torch.Tensor
+
+    @classmethod
+    def of(cls, d: torch.Tensor, var: torch.Tensor, pruned: torch.Tensor, power: float) -> _RegrowQueue:
+        order, count = _ordered(d / var.double().clamp_min(1e-30).pow(power), pruned)
+        return cls(order, torch.zeros_like(count), count - 1)
+
+    def peek(self, above: torch.Tensor) -> torch.Tensor:
+        at = torch.arange(self.order.shape[0], device=self.order.device)
+        return self.order[at, torch.where(above, self.high, self.low).clamp(0, self.order.shape[1] - 1)]
+
+    def available(self) -> torch.Tensor:
+        return self.low <= self.high
+
+    def pop(self, above: torch.Tensor) -> None:
+        self.high = torch.where(above, self.high - 1, self.high)
+        self.low = torch.where(above, self.low, self.low + 1)
+
+
 @torch.no_grad()
 def refine_unstructured(
     weight: torch.Tensor,
@@ -65,36 +98,32 @@ def refine_unstructured(
     """weight, keep (rows, cols); mean, var (cols,) of the inputs; importance (rows, cols), Wanda's.
 
     Returns the refined keep-mask: every row keeps as many weights as it did."""
-    d = weight.double() * mean.double().unsqueeze(0)
+    d, error = _expected_error(weight, mean, keep)
     rows, cols = d.shape
     at = torch.arange(rows, device=d.device)
     keep = keep.clone()
-    pruned = ~keep
-    error = (d * pruned).sum(1)
-    grow_order, grow_count = _ordered(d / var.double().clamp_min(1e-30).pow(power), pruned)
-    low, high = torch.zeros_like(grow_count), grow_count - 1
+    regrow = _RegrowQueue.of(d, var, ~keep, power)
     negative_order, negative_count = _ordered(importance, keep & (d < 0))
     positive_order, positive_count = _ordered(importance, keep & (d > 0))
-    next_negative, next_positive = torch.zeros_like(grow_count), torch.zeros_like(grow_count)
+    next_negative, next_positive = torch.zeros_like(negative_count), torch.zeros_like(positive_count)
     active = torch.ones(rows, dtype=torch.bool, device=d.device)
     last = cols - 1
     for _ in range(max_cycles):
         above = error > 0
-        grow = grow_order[at, torch.where(above, high, low).clamp(0, last)]
+        grow = regrow.peek(above)
         use_negative = error >= 0
         prune = torch.where(
             use_negative,
             negative_order[at, next_negative.clamp(max=last)],
             positive_order[at, next_positive.clamp(max=last)],
         )
-        available = (low <= high) & torch.where(
+        available = regrow.available() & torch.where(
             use_negative, next_negative < negative_count, next_positive < positive_count
         )
         active &= available & (error.abs() * WINDOW_TOKENS > threshold)
         if not active.any():
             break
-        high = torch.where(above, high - 1, high)
-        low = torch.where(above, low, low + 1)
+        regrow.pop(above)
         next_negative = torch.where(use_negative, next_negative + 1, next_negative)
         next_positive = torch.where(use_negative, next_positive, next_positive + 1)
         swap = at[active]
@@ -119,35 +148,31 @@ def refine_nm(
 ) -> torch.Tensor:
     """As refine_unstructured, but each swap stays inside one group of `m` inputs (N:M kept);
     `initial` (rows, cols) is the score the starting mask was chosen by."""
-    d = weight.double() * mean.double().unsqueeze(0)
-    rows, cols = d.shape
-    at = torch.arange(rows, device=d.device)
+    d, error = _expected_error(weight, mean, keep)
+    at = torch.arange(d.shape[0], device=d.device)
     keep = keep.clone()
-    error = (d * ~keep).sum(1)
     start_sign = error.sign()
-    grow_order, grow_count = _ordered(d / var.double().clamp_min(1e-30).pow(power), ~keep)
-    low, high = torch.zeros_like(grow_count), grow_count - 1
+    regrow = _RegrowQueue.of(d, var, ~keep, power)
     # Pruned weights (and those regrown later) are never chosen to be pruned.
     candidates = torch.where(keep, initial.double(), torch.inf)
     offsets = torch.arange(m, device=d.device)
-    active = torch.ones(rows, dtype=torch.bool, device=d.device)
+    active = torch.ones(d.shape[0], dtype=torch.bool, device=d.device)
     for _ in range(max_cycles):
         above = error > 0
-        grow = grow_order[at, torch.where(above, high, low).clamp(0, cols - 1)]
+        grow = regrow.peek(above)
         group = (grow - grow % m).unsqueeze(1) + offsets
         lowest, within = candidates.gather(1, group).min(1)
         prune = group[at, within]
         after = error + d[at, prune] - d[at, grow]
         active &= (
-            (low <= high)
+            regrow.available()
             & torch.isfinite(lowest)
             & (error.abs() * WINDOW_TOKENS > threshold)
             & (after.sign() == start_sign)
         )
         if not active.any():
             break
-        high = torch.where(above, high - 1, high)
-        low = torch.where(above, low, low + 1)
+        regrow.pop(above)
         swap = at[active]
         keep[swap, grow[active]] = True
         keep[swap, prune[active]] = False

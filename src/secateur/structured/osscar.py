@@ -52,22 +52,23 @@ class Reconstruction:
         return self.gram.shape[0]
 
 
+def ridge(gram: torch.Tensor, keep: torch.Tensor, damp: float) -> torch.Tensor:
+    """λ: `damp` times the mean of G_SS's diagonal (a 0-d tensor)."""
+    return damp * gram.diagonal()[keep].mean().clamp_min(1e-8)
+
+
 def damped(gram: torch.Tensor, keep: torch.Tensor, damp: float) -> torch.Tensor:
     sub = gram[keep][:, keep]
-    return sub + damp * sub.diagonal().mean().clamp_min(1e-8) * torch.eye(
-        len(keep), dtype=sub.dtype, device=sub.device
-    )
+    return sub + ridge(gram, keep, damp) * torch.eye(len(keep), dtype=sub.dtype, device=sub.device)
 
 
 def refit(problem: Reconstruction, keep: torch.Tensor, damp: float) -> torch.Tensor:
     """Least-squares weights (h, k) of the kept columns: (C[:, S] + λ P[:, S]) (G_SS + λI)⁻¹, the
     minimizer of ‖Y − X_S W_Sᵀ‖² + λ‖W_S − P_S‖², P the prior (zero when there is none)."""
-    system = damped(problem.gram, keep, damp)
     rhs = problem.cross[:, keep]
     if problem.prior is not None:
-        strength = system.diagonal() - problem.gram[keep, keep]  # λ, on every diagonal entry
-        rhs = rhs + strength.unsqueeze(0) * problem.prior[:, keep]
-    factor = torch.linalg.cholesky(system)
+        rhs = rhs + ridge(problem.gram, keep, damp) * problem.prior[:, keep]
+    factor = torch.linalg.cholesky(damped(problem.gram, keep, damp))
     return torch.cholesky_solve(rhs.T, factor).T
 
 

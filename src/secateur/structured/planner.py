@@ -103,7 +103,9 @@ def plan_global(table: GroupTable, target_params: int) -> int:
     return removed
 
 
-def plan_global_whole_attention(table: GroupTable, target_params: int, keep_attention: set[int]) -> int:
+def plan_global_whole_attention(
+    table: GroupTable, target_params: int, keep_attention: set[int] | frozenset[int]
+) -> int:
     """plan_global where each layer's attention is one group (all its KV groups: importances and
     costs summed), and the layers in `keep_attention` keep theirs: the plans vLLM's nemotron-nas
     format expresses without padding (its query-head count is global). Returns parameters removed."""

@@ -42,6 +42,9 @@ from secateur.structured.planner import (
 from secateur.structured.priors import Priors, hgsp_priors
 from secateur.structured.reconstruct import apply_plan_reconstructing
 
+# vLLM's nemotron-nas layer loop needs layer 0's attention: plans for it never remove that one.
+VLLM_KEEPS_ATTENTION = frozenset({0})
+
 
 @dataclass
 class StructuredReport:
@@ -202,14 +205,14 @@ def structured_prune(
         fraction = target / sum(s.prunable_params() for s in planned_shapes.values())
         plan_uniform(table, planned_shapes, fraction, config.round_to)
     elif config.serve == "vllm":  # whole attention blocks only; layer 0's stays (vLLM needs it)
-        plan_global_whole_attention(table, target, keep_attention={0})
+        plan_global_whole_attention(table, target, keep_attention=VLLM_KEEPS_ATTENTION)
     else:
         plan_global(table, target)
     geometry = adapter.geometry()
     plan = plan_from_table(
         table, planned_shapes, adapter.config.model_type, geometry.gqa_ratio, geometry.head_dim
     )
-    keep_attention = frozenset({0}) if config.serve == "vllm" else frozenset()
+    keep_attention = VLLM_KEEPS_ATTENTION if config.serve == "vllm" else frozenset()
     collapsed = collapse_layers(plan, config.epsilon, keep_attention)
     mark = time.perf_counter()
     _apply(adapter, plan, config, windows, device, batch_size, show_progress)
