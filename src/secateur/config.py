@@ -22,6 +22,10 @@ from secateur.patterns.parse import parse_pattern
 from secateur.patterns.tiered import Tiered
 from secateur.registry import REGISTRY
 from secateur.scoring.owl import OwlSettings
+from secateur.scoring.ria import RIA
+from secateur.solvers.alps import ALPS
+from secateur.solvers.dsnot import DSnoT
+from secateur.solvers.sparsegpt import SparseGPT
 from secateur.unused_options import check_prune_fields, check_recipe_sections
 
 C = TypeVar("C")
@@ -131,34 +135,44 @@ class PruneConfig:
         "mixture of experts: an expert routed fewer calibration tokens than this is pruned by "
         "weight magnitude (its few tokens say too little about its inputs); the summary counts them",
     )
-    blocksize: int = option(128, "sparsegpt: columns per lazy weight update")
+    # The mask methods' own settings default to what their classes say (written once, there).
+    blocksize: int = option(SparseGPT.blocksize, "sparsegpt: columns per lazy weight update")
     percdamp: float = option(
-        0.01,
+        SparseGPT.percdamp,
         "sparsegpt, alps, dsnot (--initial-method sparsegpt): Hessian dampening, a fraction of its "
         "mean diagonal",
     )
-    admm_iterations: int = option(40, "alps: ADMM iterations (the penalty grows each one)")
-    admm_rho: float = option(0.1, "alps: the first ADMM penalty, as a fraction of H's mean eigenvalue")
+    admm_iterations: int = option(ALPS.admm_iterations, "alps: ADMM iterations (the penalty grows each one)")
+    admm_rho: float = option(
+        ALPS.admm_rho, "alps: the first ADMM penalty, as a fraction of H's mean eigenvalue"
+    )
     refit_iterations: int = option(
-        30, "alps: conjugate-gradient steps refitting the kept weights on the support found"
+        ALPS.refit_iterations,
+        "alps: conjugate-gradient steps refitting the kept weights on the support found",
     )
     initial_method: str = option(
-        "wanda", "dsnot: the starting mask: wanda, magnitude, or sparsegpt (its OBS saliency, no updates)"
+        DSnoT.initial_method,
+        "dsnot: the starting mask: wanda, magnitude, or sparsegpt (its OBS saliency, no updates)",
     )
-    max_cycle_time: int = option(50, "dsnot: swap cycles per output row at most (one swap each)")
+    max_cycle_time: int = option(
+        DSnoT.max_cycle_time, "dsnot: swap cycles per output row at most (one swap each)"
+    )
     update_threshold: float = option(
-        0.1, "dsnot: a row stops once its expected error (summed over a 2048-token window) is this small"
+        DSnoT.update_threshold,
+        "dsnot: a row stops once its expected error (summed over a 2048-token window) is this small",
     )
     pow_of_var_regrowing: float = option(
-        1.0, "dsnot: regrow candidates ranked by W·E[x] / Var[x]^this (0: no variance term)"
+        DSnoT.pow_of_var_regrowing,
+        "dsnot: regrow candidates ranked by W·E[x] / Var[x]^this (0: no variance term)",
     )
     channel_permutation: bool = option(
-        False,
+        RIA.channel_permutation,
         "ria with N:M: first reorder each MLP's intermediate channels (gate/up rows, down columns: "
         "the same function) so heavy channels spread over the groups of M",
     )
     skip_layer: str = option(
-        "mlp", "dsnot: Linears left with the starting mask: mlp (DSnoT's default), self_attn or no_skip"
+        DSnoT.skip_layer,
+        "dsnot: Linears left with the starting mask: mlp (DSnoT's default), self_attn or no_skip",
     )
 
     def __post_init__(self) -> None:
